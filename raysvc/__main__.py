@@ -1,0 +1,5 @@
+"""``python -m raysvc``."""
+
+from raysvc.cli import main
+
+raise SystemExit(main())
