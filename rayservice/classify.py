@@ -1,0 +1,196 @@
+"""Change classification and the two canonical hashes.
+
+``classify_change(old, new)`` compares two *defaulted* RayService objects (raw JSON data) aspect by
+aspect and names the most far-reaching change (``ChangeClass``). Each aspect compares a canonical
+view, so formatting never counts as a change:
+
+==================  =============================================================================
+aspect              view compared
+==================  =============================================================================
+serve               the parsed serveConfigV2 (``serve hash``); YAML formatting and comments vanish
+cluster             rayClusterConfig without replicas, workersToDelete, minReplicas, maxReplicas
+                    (``cluster hash``), nulls and empty collections dropped
+scale bounds        minReplicas and maxReplicas of each worker group
+autoscaler          replicas and scaleStrategy.workersToDelete of each worker group
+settings            every other spec field (thresholds, serveService, upgradeStrategy, ...)
+==================  =============================================================================
+
+Metadata and status never count: a label-only edit is ``none``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rayservice.contract import ChangeClass
+from rayservice.hashing import canonical_json, digest, drop_empty
+from rayservice.serveconfig import parse_serve_config
+
+__all__ = [
+    "Aspect",
+    "Change",
+    "Hashes",
+    "classify_change",
+    "cluster_hash",
+    "compute_hashes",
+    "serve_hash",
+]
+
+_AUTOSCALER_FIELDS: Final = ("replicas",)
+_BOUND_FIELDS: Final = ("minReplicas", "maxReplicas")
+
+
+class Aspect(enum.StrEnum):
+    """One part of a RayService spec that can change independently."""
+
+    SERVE = "serve"
+    CLUSTER = "cluster"
+    SCALE_BOUNDS = "scale-bounds"
+    AUTOSCALER = "autoscaler"
+    SETTINGS = "settings"
+
+
+# Most far-reaching first; the first aspect present names the change.
+_PRECEDENCE: Final = (
+    (Aspect.CLUSTER, ChangeClass.CLUSTER_UPGRADE),
+    (Aspect.SERVE, ChangeClass.SERVE_ONLY),
+    (Aspect.SCALE_BOUNDS, ChangeClass.SCALE_BOUNDS),
+    (Aspect.SETTINGS, ChangeClass.SETTINGS),
+    (Aspect.AUTOSCALER, ChangeClass.AUTOSCALER_OWNED),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    """The target hashes of a RayService; ``None`` when that part cannot be hashed (invalid)."""
+
+    cluster: str | None
+    serve: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What changed: the class for people, and every aspect for the detailed explanation."""
+
+    kind: ChangeClass
+    aspects: frozenset[Aspect]
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _groups(spec: Mapping[str, Any]) -> list[Any]:
+    cluster = spec.get("rayClusterConfig")
+    groups = cluster.get("workerGroupSpecs") if isinstance(cluster, Mapping) else None
+    return groups if isinstance(groups, list) else []
+
+
+def _cluster_view(cluster: Mapping[str, Any]) -> Any:
+    view = dict(cluster)
+    groups = view.get("workerGroupSpecs")
+    if isinstance(groups, list):
+        view["workerGroupSpecs"] = [_group_view(group) for group in groups]
+    return drop_empty(view)
+
+
+def _group_view(group: Any) -> Any:
+    if not isinstance(group, Mapping):
+        return group
+    view = {
+        key: value
+        for key, value in group.items()
+        if key not in _AUTOSCALER_FIELDS and key not in _BOUND_FIELDS
+    }
+    strategy = view.get("scaleStrategy")
+    if isinstance(strategy, Mapping):
+        view["scaleStrategy"] = {k: v for k, v in strategy.items() if k != "workersToDelete"}
+    return view
+
+
+def _hash(value: Any) -> str | None:
+    try:
+        return digest(canonical_json(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def cluster_hash(obj: Mapping[str, Any]) -> str | None:
+    """The cluster hash of a defaulted RayService; ``None`` without a rayClusterConfig mapping."""
+    cluster = _spec(obj).get("rayClusterConfig")
+    if not isinstance(cluster, Mapping):
+        return None
+    return _hash(_cluster_view(cluster))
+
+
+def serve_hash(obj: Mapping[str, Any]) -> str | None:
+    """The serve hash; ``None`` when serveConfigV2 is not a string of valid YAML."""
+    text = _spec(obj).get("serveConfigV2")
+    if text is not None and not isinstance(text, str):
+        return None
+    return parse_serve_config(text).hash
+
+
+def compute_hashes(obj: Mapping[str, Any]) -> Hashes:
+    """Both target hashes of a defaulted RayService."""
+    return Hashes(cluster=cluster_hash(obj), serve=serve_hash(obj))
+
+
+def _scale(spec: Mapping[str, Any], fields: tuple[str, ...]) -> list[Any]:
+    out: list[list[Any] | None] = []
+    for group in _groups(spec):
+        if not isinstance(group, Mapping):
+            out.append(None)
+            continue
+        values = [group.get(field) for field in fields]
+        if fields == _AUTOSCALER_FIELDS:
+            strategy = group.get("scaleStrategy")
+            doomed = strategy.get("workersToDelete") if isinstance(strategy, Mapping) else None
+            values.append(doomed or None)
+        out.append(values)
+    return out
+
+
+def _settings_view(spec: Mapping[str, Any]) -> Any:
+    rest = {k: v for k, v in spec.items() if k not in ("serveConfigV2", "rayClusterConfig")}
+    return drop_empty(rest)
+
+
+def _serve_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    before, after = old.get("serveConfigV2"), new.get("serveConfigV2")
+    if before == after:
+        return False
+    old_hash = serve_hash({"spec": old})
+    new_hash = serve_hash({"spec": new})
+    if old_hash is None or new_hash is None:
+        return True  # at least one is unparseable and the texts differ
+    return old_hash != new_hash
+
+
+def classify_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Change:
+    """Classify the change from ``old`` to ``new`` (both defaulted); ``old=None`` is a create."""
+    if old is None:
+        return Change(ChangeClass.CREATE, frozenset())
+    before, after = _spec(old), _spec(new)
+    aspects: set[Aspect] = set()
+    if _serve_changed(before, after):
+        aspects.add(Aspect.SERVE)
+    old_cluster, new_cluster = before.get("rayClusterConfig"), after.get("rayClusterConfig")
+    if old_cluster != new_cluster:
+        if cluster_hash(old) != cluster_hash(new) or cluster_hash(new) is None:
+            aspects.add(Aspect.CLUSTER)
+        else:
+            if _scale(before, _BOUND_FIELDS) != _scale(after, _BOUND_FIELDS):
+                aspects.add(Aspect.SCALE_BOUNDS)
+            if _scale(before, _AUTOSCALER_FIELDS) != _scale(after, _AUTOSCALER_FIELDS):
+                aspects.add(Aspect.AUTOSCALER)
+    if _settings_view(before) != _settings_view(after):
+        aspects.add(Aspect.SETTINGS)
+    for aspect, kind in _PRECEDENCE:
+        if aspect in aspects:
+            return Change(kind, frozenset(aspects))
+    return Change(ChangeClass.NONE, frozenset())
