@@ -184,7 +184,7 @@ class GcsFaultToleranceOptions(KnownModel):
 class AuthOptions(KnownModel):
     mode: str | None = None
     secret_name: str | None = None
-    enable_k8s_token_auth: bool | None = None
+    enable_k8s_token_auth: bool | None = Field(default=None, alias="enableK8sTokenAuth")
 
 
 class RayClusterSpec(KnownModel):

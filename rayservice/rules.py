@@ -425,7 +425,6 @@ def _gcs_fault_tolerance(
         yield FieldError(
             env_path,
             Reason.FORBIDDEN,
-            "RAY_REDIS_ADDRESS",
             detail="RAY_REDIS_ADDRESS enables GCS fault tolerance; use gcsFaultToleranceOptions",
         )
     head_params = cluster.head_group_spec.ray_start_params or {}
@@ -547,8 +546,7 @@ def _autoscaler(cluster: RayClusterSpec, path: Path) -> Iterator[FieldError]:
             yield FieldError(
                 (*options_path, "env"),
                 Reason.FORBIDDEN,
-                "KUBERAY_GEN_AUTOSCALER_START_CMD",
-                detail="set by the operator",
+                detail="KUBERAY_GEN_AUTOSCALER_START_CMD is set by the operator",
             )
     if v2:
         head_policy = _restart_policy(cluster.head_group_spec)

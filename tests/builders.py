@@ -1,0 +1,106 @@
+"""Objects for tests: the sample RayService as a valid base, and modifiers that change one thing.
+
+Every test starts from ``sample()`` (the project's ``examples/rayservice-sample.yaml``) and alters
+what it is about, so a test reads as "the sample, except ...".
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PATH = ROOT / "examples" / "rayservice-sample.yaml"
+_SAMPLE: dict[str, Any] = yaml.safe_load(SAMPLE_PATH.read_text())
+
+Obj = dict[str, Any]
+
+
+def sample() -> Obj:
+    """A fresh deep copy of the sample RayService."""
+    return copy.deepcopy(_SAMPLE)
+
+
+def get(obj: Obj, path: str) -> Any:
+    """Read a dotted path with ``[i]`` indexes, e.g. ``spec.a.workerGroupSpecs[0]``."""
+    node: Any = obj
+    for part in _parts(path):
+        node = node[part]
+    return node
+
+
+def put(obj: Obj, path: str, value: Any) -> Obj:
+    """Set a dotted path (creating maps on the way) and return ``obj``."""
+    parts = _parts(path)
+    node: Any = obj
+    for part in parts[:-1]:
+        if isinstance(part, str) and part not in node:
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return obj
+
+
+def drop(obj: Obj, path: str) -> Obj:
+    """Remove a dotted path and return ``obj``."""
+    parts = _parts(path)
+    node: Any = obj
+    for part in parts[:-1]:
+        node = node[part]
+    del node[parts[-1]]
+    return obj
+
+
+def _parts(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for chunk in path.split("."):
+        name, _, rest = chunk.partition("[")
+        if name:
+            parts.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            parts.append(int(index))
+            rest = rest.removeprefix("[")
+    return parts
+
+
+def serve_config(obj: Obj) -> Obj:
+    """The parsed serveConfigV2 of ``obj``."""
+    loaded: Obj = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    return loaded
+
+
+def with_serve(obj: Obj, change: Callable[[Obj], None]) -> Obj:
+    """Parse serveConfigV2, let ``change`` edit it, write it back as YAML; returns ``obj``."""
+    config = serve_config(obj)
+    change(config)
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump(config, sort_keys=False)
+    return obj
+
+
+def worker(obj: Obj, index: int = 0) -> Obj:
+    """Worker group ``index`` of ``obj``."""
+    group: Obj = obj["spec"]["rayClusterConfig"]["workerGroupSpecs"][index]
+    return group
+
+
+def head_container(obj: Obj) -> Obj:
+    """The head container (the first) of ``obj``."""
+    container: Obj = obj["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def app(config: Obj, name: str) -> Obj:
+    """The application called ``name`` in a parsed Serve config."""
+    return next(a for a in config["applications"] if a["name"] == name)
+
+
+def deployment(config: Obj, app_name: str, name: str) -> Obj:
+    """A deployment of an application in a parsed Serve config."""
+    return next(d for d in app(config, app_name)["deployments"] if d["name"] == name)
