@@ -33,6 +33,7 @@ __all__ = [
     "Aspect",
     "Change",
     "Hashes",
+    "analyze",
     "classify_change",
     "cluster_hash",
     "compute_hashes",
@@ -112,19 +113,24 @@ def _group_view(group: Any) -> Any:
     return view
 
 
-def _hash(value: Any) -> str | None:
+def _canonical(value: Any) -> str | None:
     try:
-        return digest(canonical_json(value))
+        return canonical_json(value)
     except (TypeError, ValueError):
         return None
 
 
-def cluster_hash(obj: Mapping[str, Any]) -> str | None:
-    """The cluster hash of a defaulted RayService; ``None`` without a rayClusterConfig mapping."""
+def _cluster_canonical(obj: Mapping[str, Any]) -> str | None:
     cluster = _spec(obj).get("rayClusterConfig")
     if not isinstance(cluster, Mapping):
         return None
-    return _hash(_cluster_view(cluster))
+    return _canonical(_cluster_view(cluster))
+
+
+def cluster_hash(obj: Mapping[str, Any]) -> str | None:
+    """The cluster hash of a defaulted RayService; ``None`` without a rayClusterConfig mapping."""
+    canonical = _cluster_canonical(obj)
+    return digest(canonical) if canonical is not None else None
 
 
 def serve_hash(obj: Mapping[str, Any]) -> str | None:
@@ -173,24 +179,33 @@ def _serve_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 def classify_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Change:
     """Classify the change from ``old`` to ``new`` (both defaulted); ``old=None`` is a create."""
+    return analyze(old, new)[0]
+
+
+def analyze(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> tuple[Change, Hashes]:
+    """The change from ``old`` to ``new`` and the hashes of ``new``, each view computed once."""
+    new_cluster = _cluster_canonical(new)
+    hashes = Hashes(
+        cluster=digest(new_cluster) if new_cluster is not None else None,
+        serve=serve_hash(new),
+    )
     if old is None:
-        return Change(ChangeClass.CREATE, frozenset())
+        return Change(ChangeClass.CREATE, frozenset()), hashes
     before, after = _spec(old), _spec(new)
     aspects: set[Aspect] = set()
     if _serve_changed(before, after):
         aspects.add(Aspect.SERVE)
-    old_cluster, new_cluster = before.get("rayClusterConfig"), after.get("rayClusterConfig")
-    if old_cluster != new_cluster:
-        if cluster_hash(old) != cluster_hash(new) or cluster_hash(new) is None:
-            aspects.add(Aspect.CLUSTER)
-        else:
-            if _scale(before, _BOUND_FIELDS) != _scale(after, _BOUND_FIELDS):
-                aspects.add(Aspect.SCALE_BOUNDS)
-            if _scale(before, _AUTOSCALER_FIELDS) != _scale(after, _AUTOSCALER_FIELDS):
-                aspects.add(Aspect.AUTOSCALER)
+    # Canonical texts, not Python equality: 1 == 1.0 == True, but they hash differently.
+    if new_cluster is None or _cluster_canonical(old) != new_cluster:
+        aspects.add(Aspect.CLUSTER)
+    elif before.get("rayClusterConfig") != after.get("rayClusterConfig"):
+        if _scale(before, _BOUND_FIELDS) != _scale(after, _BOUND_FIELDS):
+            aspects.add(Aspect.SCALE_BOUNDS)
+        if _scale(before, _AUTOSCALER_FIELDS) != _scale(after, _AUTOSCALER_FIELDS):
+            aspects.add(Aspect.AUTOSCALER)
     if _settings_view(before) != _settings_view(after):
         aspects.add(Aspect.SETTINGS)
     for aspect, kind in _PRECEDENCE:
         if aspect in aspects:
-            return Change(kind, frozenset(aspects))
-    return Change(ChangeClass.NONE, frozenset())
+            return Change(kind, frozenset(aspects)), hashes
+    return Change(ChangeClass.NONE, frozenset()), hashes

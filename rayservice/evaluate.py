@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rayservice import contract
-from rayservice.classify import Change, Hashes, classify_change, compute_hashes
+from rayservice.classify import Change, Hashes, analyze
 from rayservice.defaults import PatchOp, apply_defaults, apply_ops
 from rayservice.errors import FieldError, FieldWarning, Key, NotARayServiceError, Reason
 from rayservice.explain import explain, summary
@@ -130,8 +130,7 @@ def evaluate(
     text = spec.get("serveConfigV2") if isinstance(spec, Mapping) else None
     serve = parse_serve_config(text) if isinstance(text, str) or text is None else None
     if model is not None:
-        old_model = parse_rayservice(old_defaulted)[0] if old_defaulted is not None else None
-        errors.extend(validate(model, old_model))
+        errors.extend(validate(model, old_defaulted))
         warnings.extend(warn(model))
         if serve is not None:
             errors.extend(serve.errors)
@@ -143,8 +142,7 @@ def evaluate(
                     )
                 )
 
-    hashes = compute_hashes(defaulted)
-    change = classify_change(old_defaulted, defaulted)
+    change, hashes = analyze(old_defaulted, defaulted)
     annotation_ops = _annotation_ops(new, change, hashes)
     if verify_annotations:
         errors.extend(_forged(new, change, hashes))

@@ -7,7 +7,6 @@ each as ``Warning: ...``), so every sentence stays within 120 characters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Final
 
 from rayservice.classify import Aspect, Change
@@ -25,8 +24,10 @@ class Capacity:
     """The pods a RayCluster starts with and what they request."""
 
     pods: int
-    cpu: Fraction
-    memory: Fraction
+    cpu: float
+    """Cores."""
+    memory: float
+    """Bytes."""
 
     def __str__(self) -> str:
         noun = "pod" if self.pods == 1 else "pods"
@@ -55,8 +56,8 @@ def capacity(cluster: RayClusterSpec) -> Capacity:
     return Capacity(pods, cpu, memory)
 
 
-def _requests(containers: list[Container]) -> tuple[Fraction, Fraction]:
-    cpu = memory = Fraction(0)
+def _requests(containers: list[Container]) -> tuple[float, float]:
+    cpu = memory = 0.0
     for container in containers:
         resources = container.resources
         if resources is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["canonical_json", "digest", "drop_empty"]
@@ -36,16 +35,24 @@ def drop_empty(value: Any) -> Any:
 
     Kubernetes treats an absent field, ``null`` and an empty collection alike (``omitempty``), so
     ``env: []`` added to a container is not a change worth a new cluster. Empty strings and zeros
-    are kept: they are values.
+    are kept: they are values. Works on JSON data (exact ``dict`` and ``list`` types: checking
+    against the ``Mapping`` ABC costs three times as much on large objects).
     """
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is dict:
         out = {}
         for key, item in value.items():
-            cleaned = drop_empty(item)
-            if cleaned is None or (isinstance(cleaned, dict | list) and not cleaned):
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = drop_empty(item)
+                if not item:
+                    continue
+            elif item is None:
                 continue
-            out[key] = cleaned
+            out[key] = item
         return out
-    if isinstance(value, list):
-        return [drop_empty(item) for item in value]
+    if kind is list:
+        return [
+            drop_empty(item) if type(item) is dict or type(item) is list else item for item in value
+        ]
     return value

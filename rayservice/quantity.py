@@ -1,11 +1,12 @@
-"""Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``) as exact numbers, and their sums.
+"""Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``) as numbers, and their sums.
 
-Only what raysvc needs: parsing to ``Fraction`` and formatting totals of CPU and memory for
-messages such as "3 pods (3.5 CPU, 9Gi memory)".
+Only what raysvc needs: parsing (exactly, then rounded to a float: totals are for messages such
+as "3 pods (3.5 CPU, 9Gi memory)") and formatting.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Final
@@ -35,17 +36,21 @@ _QUANTITY: Final = re.compile(
 )
 
 
-def parse_quantity(value: object) -> Fraction | None:
+def parse_quantity(value: object) -> float | None:
     """The quantity's value in base units, or ``None`` if it is not a valid quantity."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        return Fraction(value).limit_denominator(10**9)
+    if isinstance(value, int | float):
+        return float(value)
     if not isinstance(value, str):
         return None
-    match = _QUANTITY.match(value.strip())
+    exact = _parse_text(value)
+    return None if exact is None else float(exact)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_text(text: str) -> Fraction | None:
+    match = _QUANTITY.match(text.strip())
     if match is None:
         return None
     number, exponent, suffix = match.groups()
@@ -55,16 +60,16 @@ def parse_quantity(value: object) -> Fraction | None:
     return amount * _SUFFIXES[suffix or ""]
 
 
-def format_cpu(cores: Fraction) -> str:
-    """``Fraction(7, 2)`` → ``3.5``; at most three decimals (millicores)."""
-    text = f"{float(cores):.3f}".rstrip("0").rstrip(".")
+def format_cpu(cores: float) -> str:
+    """``3.5`` → ``3.5``, ``2.0`` → ``2``; at most three decimals (millicores)."""
+    text = f"{cores:.3f}".rstrip("0").rstrip(".")
     return text or "0"
 
 
-def format_memory(size: Fraction) -> str:
+def format_memory(size: float) -> str:
     """Bytes in the largest binary unit that keeps one decimal: ``9663676416`` → ``9Gi``."""
     for unit, factor in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
         if size >= factor:
-            text = f"{float(size / factor):.1f}".removesuffix(".0")
+            text = f"{size / factor:.1f}".removesuffix(".0")
             return f"{text}{unit}"
     return f"{int(size)}"

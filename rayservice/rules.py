@@ -17,8 +17,8 @@ see the operator's gates. Warnings cover deprecated and suspicious settings.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from typing import Final
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
 
 from rayservice.contract import UPGRADE_TIMEOUT_SECONDS
 from rayservice.errors import FieldError, FieldWarning, Key, Path, Reason, render_path
@@ -66,8 +66,12 @@ SPEC: Final[Path] = ("spec",)
 CLUSTER: Final[Path] = ("spec", "rayClusterConfig")
 
 
-def validate(rs: RayService, old: RayService | None = None) -> list[FieldError]:
-    """Every error of a defaulted RayService; ``old`` is the stored object on UPDATE."""
+def validate(rs: RayService, old: Mapping[str, Any] | None = None) -> list[FieldError]:
+    """Every error of a defaulted RayService; ``old`` is the stored object (raw) on UPDATE.
+
+    Rules on ``old`` only read single fields, so it is not validated into a model (that would
+    double the cost of an UPDATE on a large object).
+    """
     errors = list(_metadata(rs))
     errors.extend(_spec(rs))
     errors.extend(_cluster(rs.spec.ray_cluster_config, rs, CLUSTER))
@@ -260,10 +264,12 @@ def _is_serve_port(name: str | None) -> bool:
     return name is not None and (name == "serve" or name.startswith("serve-"))
 
 
-def _immutable(rs: RayService, old: RayService) -> Iterator[FieldError]:
-    if not isinstance(rs.spec, RayServiceSpec) or not isinstance(old.spec, RayServiceSpec):
+def _immutable(rs: RayService, old: Mapping[str, Any]) -> Iterator[FieldError]:
+    if not isinstance(rs.spec, RayServiceSpec):
         return
-    before, after = old.spec.managed_by, rs.spec.managed_by
+    old_spec = old.get("spec")
+    before = old_spec.get("managedBy") if isinstance(old_spec, Mapping) else None
+    after = rs.spec.managed_by
     if before is not None and after is not None and before != after:
         yield FieldError((*SPEC, "managedBy"), Reason.INVALID, after, "field is immutable")
 

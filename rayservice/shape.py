@@ -8,6 +8,7 @@ vocabulary (``must be an integer``, ``Required value``).
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -127,16 +128,40 @@ def unknown_fields(value: object, base: Path = ()) -> Iterator[tuple[Path, BaseM
 
     Only models whose class sets ``strict_fields = True`` are reported: the others (pod templates,
     Services) are Kubernetes types raysvc only partly models, where unknown means "not read".
+    Only fields whose type can hold such a model are walked.
     """
     if isinstance(value, BaseModel):
         if getattr(type(value), "strict_fields", False):
             for key in value.model_extra or {}:
                 yield (*base, key), value
-        for name, info in type(value).model_fields.items():
-            yield from unknown_fields(getattr(value, name), (*base, info.alias or name))
-    elif isinstance(value, list | tuple):
+        for name, alias in _walkable(type(value)):
+            child = getattr(value, name)
+            if child is not None:
+                yield from unknown_fields(child, (*base, alias))
+    elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from unknown_fields(item, (*base, index))
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from unknown_fields(item, (*base, Key(str(key))))
+
+
+@functools.cache
+def _walkable(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """The fields of ``model`` whose type can hold a model with ``strict_fields``."""
+    return tuple(
+        (name, info.alias or name)
+        for name, info in model.model_fields.items()
+        if _may_hold_strict(info.annotation, set())
+    )
+
+
+def _may_hold_strict(annotation: Any, seen: set[type]) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return False
+        seen.add(annotation)
+        return bool(getattr(annotation, "strict_fields", False)) or any(
+            _may_hold_strict(info.annotation, seen) for info in annotation.model_fields.values()
+        )
+    return any(_may_hold_strict(arg, seen) for arg in typing.get_args(annotation))
