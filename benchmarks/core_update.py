@@ -29,8 +29,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rayservice import evaluate  # noqa: E402
-from tests.builders import sample  # noqa: E402
+from rayservice import evaluate
+from tests.builders import sample
 
 Obj = dict[str, Any]
 
@@ -124,7 +124,7 @@ def bombs() -> None:
         prev, this = chr(ord("a") + level - 1), chr(ord("a") + level)
         lines.append(f"{this}: &{this} [" + ",".join([f"*{prev}"] * 9) + "]")
     laughs = "\n".join(lines)
-    cases = {
+    cases: dict[str, Callable[[int], str]] = {
         "billion laughs (9^9 nodes)": lambda i: laughs + f"\nn: {i}\n",
         "1 MiB + 1 byte of text": lambda i: f"# {i}\n" + "#" * (1024 * 1024),
     }
