@@ -1,0 +1,183 @@
+"""The in-process API: run a localkube API server inside an asyncio program.
+
+Owns :class:`LocalKube` (start and stop the server on a TCP port, its URL, a kubeconfig that kubectl
+and kubernetes-asyncio accept, and the test hooks: faults, logs, history compaction, bookmark
+interval) and the default service resolver for webhooks (Service -> Endpoints -> address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from localkube.faults import Faults
+from localkube.logsource import LogSource, MemoryLogs
+from localkube.server import KUBE, Kube, make_app
+from localkube.settings import Settings
+from localkube.webhookclient import ServiceRef, ServiceResolver
+
+__all__ = ["LocalKube", "kubeconfig"]
+
+log = logging.getLogger(__name__)
+
+
+def kubeconfig(
+    url: str, *, context: str = "localkube", namespace: str = "default"
+) -> dict[str, Any]:
+    """A kubeconfig for a plain-HTTP server with an empty user."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": url}}],
+        "users": [{"name": context, "user": {}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": namespace},
+            }
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+
+
+class LocalKube:
+    """An embedded Kubernetes API server, started by ``async with``.
+
+    ``service_resolver`` maps a webhook's ``clientConfig.service`` to ``host:port``; when it
+    returns ``None`` (or is not given) the Service's Endpoints are used.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        logs: LogSource | None = None,
+        service_resolver: ServiceResolver | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.logs = logs if logs is not None else MemoryLogs()
+        self.service_resolver = service_resolver
+        self._app = make_app(self.settings, logs=self.logs, resolver=self._resolve)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def kube(self) -> Kube:
+        return self._app[KUBE]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self.kube.faults
+
+    @property
+    def bookmark_interval(self) -> float:
+        return self.kube.bookmark_interval
+
+    @bookmark_interval.setter
+    def bookmark_interval(self, seconds: float) -> None:
+        self.kube.bookmark_interval = seconds
+
+    @property
+    def revision(self) -> int:
+        """The current (global) resourceVersion."""
+        return self.kube.store.revision
+
+    def compact(self) -> int:
+        """Drop the whole watch history (watches from "
+        "older revisions get 410); returns the revision."""
+        return self.kube.store.compact()
+
+    async def start(self) -> None:
+        runner = web.AppRunner(
+            self._app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        await site.start()
+        self._runner = runner
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
+        self.kube.address = f"{self.settings.host}:{self.port}"
+        log.info("localkube serving", extra={"url": self.url})
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> LocalKube:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def kubeconfig(
+        self, *, context: str = "localkube", namespace: str = "default"
+    ) -> dict[str, Any]:
+        return kubeconfig(self.url, context=context, namespace=namespace)
+
+    def write_kubeconfig(
+        self, path: Path, *, context: str = "localkube", namespace: str = "default"
+    ) -> Path:
+        """Write a kubeconfig for this server to ``path`` (parents created); returns ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            yaml.safe_dump(self.kubeconfig(context=context, namespace=namespace), sort_keys=False)
+        )
+        return path
+
+    async def _resolve(self, ref: ServiceRef) -> str | None:
+        if self.service_resolver is not None:
+            address = await self.service_resolver(ref)
+            if address is not None:
+                return address
+        return _from_endpoints(self.kube, ref)
+
+
+def _from_endpoints(kube: Kube, ref: ServiceRef) -> str | None:
+    """``ip:targetPort`` of the first ready address behind a Service port."""
+    service = kube.store.get(("", "services"), ref.namespace, ref.name)
+    endpoints = kube.store.get(("", "endpoints"), ref.namespace, ref.name)
+    if service is None or endpoints is None:
+        return None
+    port = next(
+        (p for p in (service.get("spec") or {}).get("ports") or [] if p.get("port") == ref.port),
+        None,
+    )
+    if port is None:
+        return None
+    for subset in endpoints.get("subsets") or []:
+        addresses = subset.get("addresses") or []
+        ports = subset.get("ports") or []
+        target = next(
+            (
+                p.get("port")
+                for p in ports
+                if p.get("name", "") == port.get("name", "") or len(ports) == 1
+            ),
+            None,
+        )
+        if addresses and target:
+            return f"{addresses[0].get('ip')}:{target}"
+    with contextlib.suppress(Exception):
+        return None
+    return None
