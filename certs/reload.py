@@ -180,7 +180,7 @@ def _digest(contents: Mapping[str, bytes | None]) -> str:
 
 
 def _validate_files(
-    contents: Mapping[str, bytes | None], cert_file: str, key_file: str, ca_file: str
+    contents: Mapping[str, bytes | None], *, cert_file: str, key_file: str, ca_file: str
 ) -> ServingMaterial:
     missing = [name for name in (cert_file, key_file, ca_file) if not contents.get(name)]
     if missing:
@@ -205,7 +205,7 @@ def read_cert_dir(
     does not match or the certificate does not chain to ``ca_file``, ``OSError`` if unreadable.
     """
     contents = _read_files(Path(directory), (cert_file, key_file, ca_file))
-    return _validate_files(contents, cert_file, key_file, ca_file)
+    return _validate_files(contents, cert_file=cert_file, key_file=key_file, ca_file=ca_file)
 
 
 async def load_cert_dir(
@@ -263,7 +263,10 @@ class CertDirWatcher:
             return False
         self._last_digest = digest
         try:
-            material = _validate_files(contents, *self._files)
+            cert_file, key_file, ca_file = self._files
+            material = _validate_files(
+                contents, cert_file=cert_file, key_file=key_file, ca_file=ca_file
+            )
             return await self._holder.update(material)
         except CertError as e:
             log.warning(

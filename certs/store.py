@@ -194,11 +194,11 @@ class CertStore:
             (_VALIDATING, self._webhook_configs.validating),
         ):
             for name in names:
-                if await self._inject_one(plural, name, ca_bundle_pem):
+                if await self._inject_one(plural=plural, name=name, ca_bundle_pem=ca_bundle_pem):
                     patched += 1
         return patched
 
-    async def _inject_one(self, plural: str, name: str, ca_bundle_pem: bytes) -> bool:
+    async def _inject_one(self, *, plural: str, name: str, ca_bundle_pem: bytes) -> bool:
         for _ in range(self._max_attempts):
             try:
                 config = await self._call(

@@ -99,7 +99,7 @@ def _parse_days(value: str) -> int:
     return days
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def _write(path: Path, data: bytes, *, mode: int) -> None:
     """Write ``data`` to ``path`` atomically with ``mode`` set before any byte is written."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -132,9 +132,9 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write(out / "ca.crt", ca.cert_pem(), 0o644)
-        _write(out / "tls.key", serving.key_pem(), 0o600)
-        _write(out / "tls.crt", serving.cert_pem(), 0o644)
+        _write(out / "ca.crt", ca.cert_pem(), mode=0o644)
+        _write(out / "tls.key", serving.key_pem(), mode=0o600)
+        _write(out / "tls.crt", serving.cert_pem(), mode=0o644)
     except OSError as e:
         reason = e.strerror or type(e).__name__
         print(f"{_PROG}: error: cannot write to {out}: {reason}", file=sys.stderr)
