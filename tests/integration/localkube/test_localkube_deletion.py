@@ -1,0 +1,283 @@
+"""Deletion: finalizers and deletionTimestamp, preconditions, garbage collection through
+ownerReferences (background, foreground, orphan), namespace termination, and CRD removal."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from kubernetes_asyncio import client
+
+from localkube import LocalKube
+from tests.integration.localkube.helpers import body_of, eventually, merge_patch, raw, rayservice
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+RS = ("ray.io", "v1")
+
+
+def owned_by(name: str, owner: dict[str, Any], *, block: bool = False) -> client.V1ConfigMap:
+    ref = client.V1OwnerReference(
+        api_version=owner["apiVersion"],
+        kind=owner["kind"],
+        name=owner["metadata"]["name"],
+        uid=owner["metadata"]["uid"],
+        block_owner_deletion=block or None,
+    )
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, owner_references=[ref]))
+
+
+async def gone(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        await core.read_namespaced_config_map(name, namespace)
+    except client.ApiException as e:
+        return e.status == 404
+    return False
+
+
+async def test_deleting_without_finalizers_removes_the_object_and_answers_a_success_status(
+    custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    created = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("d")
+    )
+    answer = await custom.delete_namespaced_custom_object(*RS, kube_namespace, "rayservices", "d")
+    assert answer["kind"] == "Status"
+    assert answer["status"] == "Success"
+    assert answer["details"] == {
+        "name": "d",
+        "group": "ray.io",
+        "kind": "rayservices",
+        "uid": created["metadata"]["uid"],
+    }
+    with pytest.raises(client.ApiException) as caught:
+        await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "d")
+    assert caught.value.status == 404
+
+
+async def test_finalizers_hold_the_object_with_a_deletion_timestamp_until_the_last_one_goes(
+    custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    body = rayservice("f")
+    body["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
+    await custom.create_namespaced_custom_object(*RS, kube_namespace, "rayservices", body)
+    answer = await custom.delete_namespaced_custom_object(*RS, kube_namespace, "rayservices", "f")
+    assert answer["metadata"]["deletionTimestamp"]
+    assert answer["metadata"]["deletionGracePeriodSeconds"] == 0
+    assert answer["metadata"]["generation"] == 2
+    with pytest.raises(client.ApiException) as caught:
+        await merge_patch(
+            custom.patch_namespaced_custom_object,
+            *RS,
+            kube_namespace,
+            "rayservices",
+            "f",
+            {"metadata": {"finalizers": ["example.com/a", "example.com/b", "example.com/c"]}},
+        )
+    assert caught.value.status == 422
+    assert "no new finalizers can be added if the object is being deleted" in body_of(caught.value)
+    kept = await merge_patch(
+        custom.patch_namespaced_custom_object,
+        *RS,
+        kube_namespace,
+        "rayservices",
+        "f",
+        {"metadata": {"finalizers": ["example.com/b"]}},
+    )
+    assert kept["metadata"]["finalizers"] == ["example.com/b"]
+    await merge_patch(
+        custom.patch_namespaced_custom_object,
+        *RS,
+        kube_namespace,
+        "rayservices",
+        "f",
+        {"metadata": {"finalizers": None}},
+    )
+    with pytest.raises(client.ApiException) as caught:
+        await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "f")
+    assert caught.value.status == 404
+
+
+async def test_delete_preconditions_that_do_not_hold_are_409(
+    core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    await core.create_namespaced_config_map(
+        kube_namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="p"))
+    )
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-the-uid"))
+    with pytest.raises(client.ApiException) as caught:
+        await core.delete_namespaced_config_map("p", kube_namespace, body=options)
+    assert caught.value.status == 409
+    assert "Precondition failed: UID in precondition: not-the-uid" in body_of(caught.value)
+
+
+async def test_background_deletion_collects_dependents_whose_owners_are_all_gone(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    owner = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("owner")
+    )
+    other = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("other")
+    )
+    await core.create_namespaced_config_map(kube_namespace, owned_by("only-child", owner))
+    shared = owned_by("shared-child", owner)
+    shared.metadata.owner_references.append(
+        client.V1OwnerReference(
+            api_version="ray.io/v1", kind="RayService", name="other", uid=other["metadata"]["uid"]
+        )
+    )
+    await core.create_namespaced_config_map(kube_namespace, shared)
+    await custom.delete_namespaced_custom_object(*RS, kube_namespace, "rayservices", "owner")
+    await eventually(lambda: gone(core, kube_namespace, "only-child"))
+
+    async def dangling_reference_removed() -> bool:
+        cm = await core.read_namespaced_config_map("shared-child", kube_namespace)
+        return [r.name for r in cm.metadata.owner_references] == ["other"]
+
+    await eventually(dangling_reference_removed)
+
+
+async def test_foreground_deletion_deletes_dependents_before_the_owner(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    owner = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("fg")
+    )
+    child = owned_by("fg-child", owner, block=True)
+    child.metadata.finalizers = ["example.com/hold"]
+    await core.create_namespaced_config_map(kube_namespace, child)
+    answer = await custom.delete_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", "fg", propagation_policy="Foreground"
+    )
+    assert "foregroundDeletion" in answer["metadata"]["finalizers"]
+
+    async def child_terminating() -> bool:
+        cm = await core.read_namespaced_config_map("fg-child", kube_namespace)
+        return bool(cm.metadata.deletion_timestamp)
+
+    await eventually(child_terminating)
+    still = await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "fg")
+    assert still["metadata"]["deletionTimestamp"]
+    await merge_patch(
+        core.patch_namespaced_config_map,
+        "fg-child",
+        kube_namespace,
+        {"metadata": {"finalizers": None}},
+    )
+
+    async def owner_gone() -> bool:
+        try:
+            await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "fg")
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(owner_gone)
+
+
+async def test_orphan_deletion_keeps_dependents_and_removes_their_references(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    owner = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("orph")
+    )
+    await core.create_namespaced_config_map(kube_namespace, owned_by("orph-child", owner))
+    answer = await custom.delete_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", "orph", propagation_policy="Orphan"
+    )
+    assert "orphan" in answer["metadata"]["finalizers"]
+
+    async def owner_gone() -> bool:
+        try:
+            await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "orph")
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(owner_gone)
+    child = await core.read_namespaced_config_map("orph-child", kube_namespace)
+    assert not child.metadata.owner_references
+
+
+async def test_a_deleted_namespace_terminates_then_disappears_with_its_content(
+    localkube: LocalKube, core: client.CoreV1Api
+) -> None:
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
+    await core.create_namespaced_config_map(
+        "doomed", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"))
+    )
+    code, answer, _ = await raw(localkube.url, "DELETE", "/api/v1/namespaces/doomed")
+    assert code == 200
+    assert answer["kind"] == "Namespace"
+    assert answer["status"]["phase"] == "Terminating"
+
+    async def namespace_gone() -> bool:
+        try:
+            await core.read_namespace("doomed")
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(namespace_gone)
+    listed = await core.list_namespaced_config_map("doomed")
+    assert listed.items == []
+
+
+async def test_the_default_namespace_may_not_be_deleted(core: client.CoreV1Api) -> None:
+    with pytest.raises(client.ApiException) as caught:
+        await core.delete_namespace("default")
+    assert caught.value.status == 403
+    assert 'namespaces \\"default\\" is forbidden: this namespace may not be deleted' in body_of(
+        caught.value
+    )
+
+
+async def test_deleting_a_crd_removes_its_objects_and_stops_serving_it(
+    kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    ext = client.ApiextensionsV1Api(kube_api)
+    custom = client.CustomObjectsApi(kube_api)
+    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    crd: dict[str, Any] = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+    created = await ext.create_custom_resource_definition(cast(Any, crd))
+    assert created.status.accepted_names.kind == "Widget"
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 3},
+    }
+    stored = await custom.create_namespaced_custom_object(
+        "example.com", "v1", kube_namespace, "widgets", widget
+    )
+    assert stored["spec"] == {"size": 3}
+    await ext.delete_custom_resource_definition("widgets.example.com")
+
+    async def not_served() -> bool:
+        try:
+            await custom.list_namespaced_custom_object(
+                "example.com", "v1", kube_namespace, "widgets"
+            )
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(not_served)
