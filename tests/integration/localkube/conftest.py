@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import pytest_asyncio
+import trustme
 import yaml
+from aiohttp import web
 from kubernetes_asyncio import client
 
 from localkube import LocalKube
+from tests.integration.localkube.hookserver import SERVICE_NAMESPACE, HookServer, Registrar
 
 CRD_DIR = Path(__file__).parent / "crds"
 
@@ -69,3 +73,71 @@ async def fresh_kube(tmp_path: Path) -> AsyncIterator[Callable[..., LocalKube]]:
     yield make
     for kube in started:
         await kube.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def hooks() -> AsyncIterator[HookServer]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", f"hook.{SERVICE_NAMESPACE}.svc")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    server = HookServer(ca)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    server.port = runner.addresses[0][1]
+    yield server
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def register(
+    kube_api: client.ApiClient, hooks: HookServer, kube_namespace: str
+) -> AsyncIterator[Registrar]:
+    """Store a webhook configuration scoped to the test namespace; removed after the test."""
+    api = client.AdmissionregistrationV1Api(kube_api)
+    made: list[tuple[bool, str]] = []
+
+    async def make(
+        path: str,
+        *,
+        mutating: bool = False,
+        name: str = "",
+        rules: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> str:
+        config_name = name or f"{kube_namespace}-{len(made)}"
+        hook: dict[str, Any] = {
+            "name": f"{path.strip('/').split('?')[0] or 'root'}.{config_name}.example.com",
+            "clientConfig": {"url": hooks.url(path), "caBundle": hooks.ca_bundle},
+            "rules": rules
+            or [
+                {
+                    "apiGroups": ["ray.io", ""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE", "DELETE"],
+                    "resources": ["rayservices", "configmaps"],
+                }
+            ],
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": kube_namespace}},
+            **extra,
+        }
+        body = {"metadata": {"name": config_name}, "webhooks": [hook]}
+        if mutating:
+            await api.create_mutating_webhook_configuration(body)  # type: ignore[arg-type]
+        else:
+            await api.create_validating_webhook_configuration(body)  # type: ignore[arg-type]
+        made.append((mutating, config_name))
+        return str(hook["name"])
+
+    yield make
+    for mutating, config_name in made:
+        if mutating:
+            await api.delete_mutating_webhook_configuration(config_name)
+        else:
+            await api.delete_validating_webhook_configuration(config_name)

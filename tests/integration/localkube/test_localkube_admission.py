@@ -4,159 +4,22 @@ rule and selector matching), with kube-apiserver's wording."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import trustme
-from aiohttp import web
 from kubernetes_asyncio import client, watch
 
 from localkube import LocalKube
 from tests.integration.localkube.helpers import body_of, merge_patch, raw, rayservice
+from tests.integration.localkube.hookserver import SERVICE_NAMESPACE, HookServer, Registrar
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RS = ("ray.io", "v1")
-SERVICE_NAMESPACE = "lk-webhooks"
-
-
-@dataclass
-class HookServer:
-    """A webhook server whose behaviour is chosen by the URL path and query."""
-
-    ca: trustme.CA
-    port: int = 0
-    reviews: list[dict[str, Any]] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    @property
-    def ca_bundle(self) -> str:
-        return base64.b64encode(self.ca.cert_pem.bytes()).decode()
-
-    def seen(self, path: str) -> list[dict[str, Any]]:
-        return [r["request"] for r in self.reviews if r["_path"] == path]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        review = await request.json()
-        review["_path"] = request.path
-        review["_query"] = dict(request.query)
-        self.reviews.append(review)
-        req = review["request"]
-        query = request.query
-        response: dict[str, Any] = {"uid": req["uid"], "allowed": True}
-        action = request.path.strip("/")
-        if action == "deny":
-            response["allowed"] = False
-            status: dict[str, Any] = {"message": query.get("msg", "no way")}
-            if "code" in query:
-                status["code"] = int(query["code"])
-            if "reason" in query:
-                status["reason"] = query["reason"]
-            response["status"] = status
-        elif action == "warn":
-            response["warnings"] = [query.get("msg", "careful"), 'second "quoted" warning']
-        elif action == "patch":
-            ops = json.loads(query["ops"])
-            response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
-        elif action == "order":
-            annotations = ((req.get("object") or {}).get("metadata") or {}).get("annotations") or {}
-            trail = annotations.get("trail", "")
-            op = "replace" if "annotations" in (req["object"]["metadata"]) else "add"
-            value: Any = {**annotations, "trail": trail + query["step"]}
-            response["patchType"] = "JSONPatch"
-            response["patch"] = base64.b64encode(
-                json.dumps([{"op": op, "path": "/metadata/annotations", "value": value}]).encode()
-            ).decode()
-        elif action == "slow":
-            await asyncio.sleep(float(query.get("seconds", "3")))
-        elif action == "bad-uid":
-            response["uid"] = "something-else"
-        elif action == "http500":
-            return web.Response(status=500, text="boom")
-        return web.json_response(
-            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
-        )
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def hooks() -> AsyncIterator[HookServer]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", f"hook.{SERVICE_NAMESPACE}.svc")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    server = HookServer(ca)
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    yield server
-    await runner.cleanup()
-
-
-Registrar = Callable[..., Coroutine[Any, Any, str]]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def register(
-    kube_api: client.ApiClient, hooks: HookServer, kube_namespace: str
-) -> AsyncIterator[Registrar]:
-    """Store a webhook configuration scoped to the test namespace; removed after the test."""
-    api = client.AdmissionregistrationV1Api(kube_api)
-    made: list[tuple[bool, str]] = []
-
-    async def make(
-        path: str,
-        *,
-        mutating: bool = False,
-        name: str = "",
-        rules: list[dict[str, Any]] | None = None,
-        **extra: Any,
-    ) -> str:
-        config_name = name or f"{kube_namespace}-{len(made)}"
-        hook: dict[str, Any] = {
-            "name": f"{path.strip('/').split('?')[0] or 'root'}.{config_name}.example.com",
-            "clientConfig": {"url": hooks.url(path), "caBundle": hooks.ca_bundle},
-            "rules": rules
-            or [
-                {
-                    "apiGroups": ["ray.io", ""],
-                    "apiVersions": ["v1"],
-                    "operations": ["CREATE", "UPDATE", "DELETE"],
-                    "resources": ["rayservices", "configmaps"],
-                }
-            ],
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": kube_namespace}},
-            **extra,
-        }
-        body = {"metadata": {"name": config_name}, "webhooks": [hook]}
-        if mutating:
-            await api.create_mutating_webhook_configuration(body)  # type: ignore[arg-type]
-        else:
-            await api.create_validating_webhook_configuration(body)  # type: ignore[arg-type]
-        made.append((mutating, config_name))
-        return str(hook["name"])
-
-    yield make
-    for mutating, config_name in made:
-        if mutating:
-            await api.delete_mutating_webhook_configuration(config_name)
-        else:
-            await api.delete_validating_webhook_configuration(config_name)
 
 
 async def keep_existing(creation: Awaitable[Any]) -> None:
