@@ -23,6 +23,8 @@ import aiohttp
 
 __all__ = ["CallError", "ServiceRef", "ServiceResolver", "WebhookClient"]
 
+_MAX_RESPONSE = 8 * 1024 * 1024  # bytes of an AdmissionReview answer we are willing to read
+
 
 @dataclass(frozen=True)
 class ServiceRef:
@@ -114,8 +116,15 @@ class WebhookClient:
                     ssl=context,
                     server_hostname=server_name,
                 ) as response:
-                    text = await response.text()
                     status = response.status
+                    raw = b""
+                    async for chunk in response.content.iter_chunked(65536):
+                        raw += chunk
+                        if len(raw) > _MAX_RESPONSE:
+                            break
+            if len(raw) > _MAX_RESPONSE:
+                raise CallError("failed to call webhook: the response is larger than the limit")
+            text = raw.decode(errors="replace")
         except TimeoutError as e:
             raise CallError(
                 f'failed to call webhook: Post "{shown}": context deadline exceeded'

@@ -440,3 +440,41 @@ async def test_lists_page_with_limit_and_continue(
     )
     assert [i.metadata.name for i in rest.items] == ["p2", "p3", "p4"]
     assert not rest.metadata._continue
+
+
+async def test_a_preset_resource_version_on_create_is_refused_like_the_etcd3_store_does(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    body = {"metadata": {"name": "rv", "resourceVersion": "42"}}
+    status, answer, _ = await raw(
+        localkube.url, "POST", f"/api/v1/namespaces/{kube_namespace}/configmaps", body=body
+    )
+    assert status == 500
+    assert answer["message"] == "resourceVersion should not be set on objects to be created"
+
+
+async def test_pod_logs_follow_new_lines_until_the_log_ends(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    from localkube import MemoryLogs
+
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="talker"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")]),
+    )
+    await core.create_namespaced_pod(kube_namespace, pod)
+    logs = localkube.logs
+    assert isinstance(logs, MemoryLogs)
+    logs.append(kube_namespace, "talker", "c", "one\n")
+    response: Any = await core.read_namespaced_pod_log(
+        "talker", kube_namespace, follow=True, _preload_content=False
+    )
+    assert await response.content.readline() == b"one\n"
+    logs.append(kube_namespace, "talker", "c", "two\n")
+    assert await response.content.readline() == b"two\n"
+    logs.close(kube_namespace, "talker", "c")
+    assert await response.content.read() == b""
+    response.release()
+    with pytest.raises(client.ApiException) as caught:
+        await core.read_namespaced_pod_log("talker", kube_namespace, container="nope")
+    assert caught.value.status == 400

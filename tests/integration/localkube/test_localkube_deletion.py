@@ -281,3 +281,68 @@ async def test_deleting_a_crd_removes_its_objects_and_stops_serving_it(
         return False
 
     await eventually(not_served)
+
+
+async def test_the_deprecated_orphan_dependents_false_answers_202_when_deletion_waits(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    held = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/x"])
+    )
+    await core.create_namespaced_config_map(kube_namespace, held)
+    status, body, _ = await raw(
+        localkube.url,
+        "DELETE",
+        f"/api/v1/namespaces/{kube_namespace}/configmaps/held",
+        body={"kind": "DeleteOptions", "apiVersion": "v1", "orphanDependents": False},
+    )
+    assert status == 202
+    assert body["metadata"]["deletionTimestamp"]
+    await merge_patch(
+        core.patch_namespaced_config_map, "held", kube_namespace, {"metadata": {"finalizers": None}}
+    )
+
+
+async def test_delete_collection_removes_only_the_selected_objects(
+    core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    for name, labels in (("a", {"x": "1"}), ("b", {"x": "1"}), ("c", {"x": "2"})):
+        await core.create_namespaced_config_map(
+            kube_namespace,
+            client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels)),
+        )
+    await core.delete_collection_namespaced_config_map(kube_namespace, label_selector="x=1")
+    listed = await core.list_namespaced_config_map(kube_namespace)
+    assert [i.metadata.name for i in listed.items] == ["c"]
+
+
+async def test_nothing_new_may_be_created_in_a_terminating_namespace(
+    core: client.CoreV1Api,
+) -> None:
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="closing")))
+    held = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/x"])
+    )
+    await core.create_namespaced_config_map("closing", held)
+    await core.delete_namespace("closing")
+    with pytest.raises(client.ApiException) as caught:
+        await core.create_namespaced_config_map(
+            "closing", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="new"))
+        )
+    assert caught.value.status == 403
+    assert (
+        "unable to create new content in namespace closing because it is being terminated"
+        in body_of(caught.value)
+    )
+    await merge_patch(
+        core.patch_namespaced_config_map, "held", "closing", {"metadata": {"finalizers": None}}
+    )
+
+    async def namespace_gone() -> bool:
+        try:
+            await core.read_namespace("closing")
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(namespace_gone)
