@@ -455,3 +455,16 @@ async def test_kubernetes_asyncio_sees_a_denial_as_an_api_exception(
         )
     assert caught.value.status == 403
     assert f'admission webhook \\"{name}\\" denied the request: nope' in body_of(caught.value)
+
+
+async def test_if_needed_reinvocation_calls_a_webhook_again_after_a_later_one_changed_the_object(
+    custom: client.CustomObjectsApi, hooks: HookServer, register: Registrar, kube_namespace: str
+) -> None:
+    await register(
+        "/order?step=1", mutating=True, name=f"a-{kube_namespace}", reinvocationPolicy="IfNeeded"
+    )
+    await register("/order?step=2", mutating=True, name=f"b-{kube_namespace}")
+    created = await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("re")
+    )
+    assert created["metadata"]["annotations"]["trail"] == "121"
