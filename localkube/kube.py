@@ -95,8 +95,7 @@ class LocalKube:
         return self.kube.store.revision
 
     def compact(self) -> int:
-        """Drop the whole watch history (watches from "
-        "older revisions get 410); returns the revision."""
+        """Drop the watch history (watches from older revisions get 410); returns the revision."""
         return self.kube.store.compact()
 
     async def start(self) -> None:

@@ -437,10 +437,6 @@ class Pipeline:
             options["dryRun"] = ["All"]
         if opts.field_manager:
             options["fieldManager"] = opts.field_manager
-        if applied:
-            options = {**options, "kind": "PatchOptions"}
-            if opts.force:
-                options["force"] = True
         attrs = self._attributes(
             rt,
             version,
@@ -661,11 +657,8 @@ class Pipeline:
                     str(old_meta.get("namespace", "")),
                     name,
                     expected_rv=str(old_meta.get("resourceVersion")),
+                    final=self._to_storage(rt, new),
                 )
-                stored = {
-                    **self._to_storage(rt, new),
-                    "metadata": {**meta, "resourceVersion": stored["metadata"]["resourceVersion"]},
-                }
             else:
                 stored = await self.store.update(
                     rt.key,

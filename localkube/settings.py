@@ -34,7 +34,6 @@ class Settings:
     max_watch_seconds: float = 1_800.0
     max_body_bytes: int = 3 * 1024 * 1024
     garbage_collection: bool = True
-    gc_interval: float = 0.05
     user_info: Mapping[str, Any] = field(default_factory=_admin)
     service_cidr: str = "10.96.0.0/12"
     git_version: str = "v1.32.4"

@@ -17,7 +17,7 @@ import asyncio
 import builtins
 import copy
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,6 +125,12 @@ class Watcher:
         return bool(meta.get("namespace", "") == self.namespace)
 
 
+async def _shielded(write: Coroutine[Any, Any, Obj]) -> Obj:
+    """Run a write to completion even if the request that asked for it is cancelled (a client
+    that disconnects must not leave memory and the SQLite file disagreeing)."""
+    return await asyncio.shield(asyncio.ensure_future(write))
+
+
 def _ident(obj: Obj) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
@@ -216,6 +222,9 @@ class Store:
 
     async def create(self, key: Key, obj: Obj) -> Obj:
         """Store a new object; raises :class:`AlreadyExists`."""
+        return await _shielded(self._create(key, obj))
+
+    async def _create(self, key: Key, obj: Obj) -> Obj:
         async with self._lock:
             ident = _ident(obj)
             if ident in self._objects.get(key, {}):
@@ -224,6 +233,9 @@ class Store:
 
     async def update(self, key: Key, obj: Obj, *, expected_rv: str) -> Obj:
         """Replace an object whose stored revision is ``expected_rv``."""
+        return await _shielded(self._update(key, obj, expected_rv))
+
+    async def _update(self, key: Key, obj: Obj, expected_rv: str) -> Obj:
         async with self._lock:
             ident = _ident(obj)
             old = self._objects.get(key, {}).get(ident)
@@ -233,9 +245,25 @@ class Store:
                 raise Conflict
             return await self._commit("MODIFIED", key, copy.deepcopy(obj), old)
 
-    async def delete(self, key: Key, namespace: str, name: str, *, expected_rv: str | None) -> Obj:
-        """Remove an object (optionally only at revision "
-        "``expected_rv``); returns its final state."""
+    async def delete(
+        self,
+        key: Key,
+        namespace: str,
+        name: str,
+        *,
+        expected_rv: str | None,
+        final: Obj | None = None,
+    ) -> Obj:
+        """Remove an object (only at revision ``expected_rv`` when given); returns its final state.
+
+        ``final`` is the state the DELETED event carries (default: the stored one), e.g. the
+        object after the update that removed its last finalizer.
+        """
+        return await _shielded(self._delete(key, namespace, name, expected_rv, final))
+
+    async def _delete(
+        self, key: Key, namespace: str, name: str, expected_rv: str | None, final: Obj | None
+    ) -> Obj:
         async with self._lock:
             old = self._objects.get(key, {}).get((namespace, name))
             if old is None:
@@ -245,8 +273,8 @@ class Store:
                 and str(old["metadata"].get("resourceVersion")) != expected_rv
             ):
                 raise Conflict
-            final = copy.deepcopy(old)
-            return await self._commit("DELETED", key, final, old)
+            last = copy.deepcopy(final if final is not None else old)
+            return await self._commit("DELETED", key, last, old)
 
     async def _commit(self, kind: str, key: Key, obj: Obj, old: Obj | None) -> Obj:
         rv = self.revision + 1
@@ -297,14 +325,8 @@ class Store:
         watcher.close()
         self._watchers.discard(watcher)
 
-    def bookmark_all(self) -> None:
-        """Queue a bookmark at the current revision on every open watch."""
-        for watcher in list(self._watchers):
-            watcher.push(self.revision)
-
     def compact(self) -> int:
-        """Test hook: forget the whole history, as an "
-        "etcd compaction would; returns the revision."""
+        """Test hook: forget the history, as an etcd compaction would; returns the revision."""
         self._history.clear()
         self._compacted = self.revision
         return self.revision

@@ -283,3 +283,34 @@ async def test_watch_events_are_served_in_the_requested_version(
         async for event in stream:
             assert event["raw_object"]["apiVersion"] == "ray.io/v1alpha1"
             break
+
+
+async def test_finalized_objects_are_modified_on_delete_and_deleted_in_their_final_state(
+    core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    held = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/x"])
+    )
+    created = await core.create_namespaced_config_map(kube_namespace, held)
+    await core.delete_namespaced_config_map("held", kube_namespace)
+    await merge_patch(
+        core.patch_namespaced_config_map, "held", kube_namespace, {"metadata": {"finalizers": None}}
+    )
+    async with watch.Watch() as stream:
+        stream.stream(
+            core.list_namespaced_config_map,
+            kube_namespace,
+            resource_version=created.metadata.resource_version,
+            timeout_seconds=5,
+        )
+        events = []
+        async for event in stream:
+            events.append((event["type"], event["raw_object"]["metadata"]))
+            if len(events) == 2:
+                break
+    (modified, modified_meta), (deleted, deleted_meta) = events
+    assert (modified, deleted) == ("MODIFIED", "DELETED")
+    assert modified_meta["deletionTimestamp"]
+    assert modified_meta["finalizers"] == ["example.com/x"]
+    assert "finalizers" not in deleted_meta
+    assert int(deleted_meta["resourceVersion"]) > int(modified_meta["resourceVersion"])
