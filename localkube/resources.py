@@ -281,7 +281,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         short_names=("crd", "crds"),
         subresources=_STATUS,
         categories=("api-extensions",),
-        columns=(PrinterColumn("Created At", "date", ".metadata.creationTimestamp"),),
+        columns=(PrinterColumn("Created At", "string", ".metadata.creationTimestamp"),),
     ),
 )
 

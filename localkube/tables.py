@@ -126,7 +126,8 @@ def _columns(rt: ResourceType, version: str) -> tuple[list[PrinterColumn], bool]
     extra = list(info.printer_columns) if info is not None else []
     if rt.custom:
         return extra, not extra
-    return extra, True
+    # the built-in CRD printer shows CREATED AT instead of AGE
+    return extra, rt.kind != "CustomResourceDefinition"
 
 
 def to_table(

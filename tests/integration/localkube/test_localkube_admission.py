@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trustme
 from kubernetes_asyncio import client, watch
 
-from localkube import LocalKube
+from localkube import LocalKube, ServiceRef
 from tests.integration.localkube.helpers import body_of, merge_patch, raw, rayservice
 from tests.integration.localkube.hookserver import SERVICE_NAMESPACE, HookServer, Registrar
 
@@ -468,3 +468,55 @@ async def test_if_needed_reinvocation_calls_a_webhook_again_after_a_later_one_ch
         *RS, kube_namespace, "rayservices", rayservice("re")
     )
     assert created["metadata"]["annotations"]["trail"] == "121"
+
+
+async def test_a_service_resolver_hook_maps_service_references_to_addresses(
+    fresh_kube: Callable[..., LocalKube], hooks: HookServer
+) -> None:
+    asked: list[ServiceRef] = []
+
+    async def resolve(ref: ServiceRef) -> str | None:
+        asked.append(ref)
+        return f"127.0.0.1:{hooks.port}"
+
+    kube = fresh_kube(service_resolver=resolve)
+    await kube.start()
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "resolved"},
+        "webhooks": [
+            {
+                "name": "resolved.example.com",
+                "clientConfig": {
+                    "service": {
+                        "namespace": SERVICE_NAMESPACE,
+                        "name": "hook",
+                        "path": "/allow/resolved",
+                    },
+                    "caBundle": hooks.ca_bundle,
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["configmaps"],
+                    }
+                ],
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+        ],
+    }
+    path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+    status, _, _ = await raw(kube.url, "POST", path, body=config)
+    assert status == 201
+    status, _, _ = await raw(
+        kube.url, "POST", "/api/v1/namespaces/default/configmaps", body={"metadata": {"name": "c"}}
+    )
+    assert status == 201
+    assert asked == [
+        ServiceRef(namespace=SERVICE_NAMESPACE, name="hook", port=443, path="/allow/resolved")
+    ]
+    assert len(hooks.seen("/allow/resolved")) == 1

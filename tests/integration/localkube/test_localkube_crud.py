@@ -478,3 +478,24 @@ async def test_pod_logs_follow_new_lines_until_the_log_ends(
     with pytest.raises(client.ApiException) as caught:
         await core.read_namespaced_pod_log("talker", kube_namespace, container="nope")
     assert caught.value.status == 400
+
+
+async def test_leases_round_trip_micro_time_for_leader_election(
+    kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    from datetime import UTC, datetime
+
+    leases = client.CoordinationV1Api(kube_api)
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    lease = client.V1Lease(
+        metadata=client.V1ObjectMeta(name="leader"),
+        spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15, renew_time=now),
+    )
+    created = await leases.create_namespaced_lease(kube_namespace, lease)
+    assert created.spec.renew_time == now
+    created.spec.holder_identity = "b"
+    replaced = await leases.replace_namespaced_lease("leader", kube_namespace, created)
+    assert replaced.spec.holder_identity == "b"
+    with pytest.raises(client.ApiException) as caught:
+        await leases.replace_namespaced_lease("leader", kube_namespace, created)
+    assert caught.value.status == 409
