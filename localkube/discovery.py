@@ -11,11 +11,12 @@ discovery is not offered; kubectl falls back to these documents. Pure.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
 
-from localkube.resources import Registry, ResourceType
+from localkube.resources import ALL_VERBS, Registry, ResourceType
 
 __all__ = [
     "api_group",
@@ -70,14 +71,8 @@ def api_group_list(registry: Registry) -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [g for g in groups if g]}
 
 
-def _verbs(rt: ResourceType) -> list[str]:
-    return ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-
 def _storage_hash(rt: ResourceType) -> str:
     digest = hashlib.sha256(f"{rt.group}/{rt.storage_version}/{rt.kind}".encode()).digest()
-    import base64
-
     return base64.b64encode(digest[:8]).decode()
 
 
@@ -92,7 +87,7 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             "singularName": rt.singular,
             "namespaced": rt.namespaced,
             "kind": rt.kind,
-            "verbs": _verbs(rt),
+            "verbs": list(ALL_VERBS),
             "storageVersionHash": _storage_hash(rt),
         }
         if rt.short_names:

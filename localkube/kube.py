@@ -8,7 +8,6 @@ interval) and the default service resolver for webhooks (Service -> Endpoints ->
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -177,6 +176,4 @@ def _from_endpoints(kube: Kube, ref: ServiceRef) -> str | None:
         )
         if addresses and target:
             return f"{addresses[0].get('ip')}:{target}"
-    with contextlib.suppress(Exception):
-        return None
     return None

@@ -20,7 +20,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,13 +182,6 @@ class Pipeline:
                 )
         obj.setdefault("apiVersion", expected)
         obj.setdefault("kind", rt.kind)
-        if obj["apiVersion"] != expected and not (
-            rt.group and str(obj["apiVersion"]).startswith(f"{rt.group}/")
-        ):
-            raise errors.bad_request(
-                f"the API version in the data ({obj['apiVersion']}) "
-                f"does not match the expected API version ({expected})"
-            )
         if obj["apiVersion"] != expected:
             raise errors.bad_request(
                 f"the API version in the data ({obj['apiVersion']}) "
@@ -485,14 +478,6 @@ class Pipeline:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
-        if not rt.namespaced:
-            meta.pop("namespace", None)
-        if (
-            rt.has_status(version)
-            and not rt.custom
-            and rt.kind not in ("Namespace", "Pod", "Service")
-        ):
-            obj.pop("status", None)
         strategies.prepare_create(rt.kind, obj, self.cluster_ips)
         self._validate(rt, version, obj, name)
         if not applied:
@@ -705,10 +690,7 @@ class Pipeline:
                 meta[key] = copy.deepcopy(old_meta[key])
             else:
                 meta.pop(key, None)
-        meta.pop("generateName", None) if "generateName" not in old_meta else meta.__setitem__(
-            "generateName", old_meta["generateName"]
-        )
-        if rt.has_status(version) or rt.kind in ("Pod", "Service", "Namespace"):
+        if rt.has_status(version):
             if "status" in old:
                 out["status"] = copy.deepcopy(old["status"])
             else:
@@ -1030,8 +1012,6 @@ class Pipeline:
 
 
 def _with(attrs: Attributes, obj: Obj | None, *, name: str | None = None) -> Attributes:
-    from dataclasses import replace
-
     return replace(attrs, obj=obj, name=attrs.name if name is None else name)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+import yaml
 from aiohttp import web
 
 from localkube import discovery, errors, tables
@@ -281,11 +282,9 @@ class Handler:
         raw = await self._body(request)
         try:
             if content_type == "application/yaml":
-                import yaml
-
                 return yaml.safe_load(raw.decode())
             return json.loads(raw)
-        except ValueError as e:
+        except (ValueError, yaml.YAMLError) as e:
             kind = target.rt.kind
             raise errors.bad_request(f"Object '{kind}' cannot be decoded: {e}") from e
 
