@@ -104,3 +104,41 @@ def app(config: Obj, name: str) -> Obj:
 def deployment(config: Obj, app_name: str, name: str) -> Obj:
     """A deployment of an application in a parsed Serve config."""
     return next(d for d in app(config, app_name)["deployments"] if d["name"] == name)
+
+
+def admission_review(
+    obj: Obj | None,
+    old: Obj | None = None,
+    *,
+    operation: str | None = None,
+    uid: str = "4b1f5a7e-0000-4000-8000-000000000001",
+    dry_run: bool = False,
+) -> Obj:
+    """An AdmissionReview v1 request for a RayService, as kube-apiserver sends it."""
+    operation = operation or ("UPDATE" if old is not None else "CREATE")
+    source = obj if obj is not None else old or {}
+    version = str(source.get("apiVersion", "ray.io/v1")).partition("/")[2] or "v1"
+    meta = source.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    options_kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}.get(
+        operation, "DeleteOptions"
+    )
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "ray.io", "version": version, "kind": "RayService"},
+            "resource": {"group": "ray.io", "version": version, "resource": "rayservices"},
+            "requestKind": {"group": "ray.io", "version": version, "kind": "RayService"},
+            "requestResource": {"group": "ray.io", "version": version, "resource": "rayservices"},
+            "name": str(meta.get("name", "")),
+            "namespace": str(meta.get("namespace", "default")),
+            "operation": operation,
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters"]},
+            "object": obj,
+            "oldObject": old,
+            "dryRun": dry_run,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": options_kind},
+        },
+    }

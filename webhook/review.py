@@ -1,0 +1,256 @@
+"""AdmissionReview in, AdmissionReview out: the webhook's decisions as pure functions.
+
+Two kinds of failure are kept apart (as kopf does):
+
+- a **bad object** (a RayService that breaks a rule) is an answer: ``allowed: false`` with
+  ``status.code`` 422, ``reason: Invalid`` and every error with its field path, in the API
+  server's wording, so ``kubectl apply`` prints it;
+- a **bad review** (not JSON, not an AdmissionReview v1, no request, no uid, not a RayService)
+  raises ``BadReviewError``: the server answers HTTP 400 and the API server applies its
+  failurePolicy.
+
+``mutate`` defaults the object and writes the ``raysvc.io/`` annotations as a JSONPatch; it never
+denies (validation is ``validate``'s job) and returns no warnings, so ``kubectl`` prints each
+warning once. ``validate`` denies invalid objects and objects whose ``raysvc.io/`` annotations do
+not match their spec, and warns what the change will do. Both are free of side effects, so a
+``--dry-run=server`` apply gets the same answer as a real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Final, Literal, NotRequired, TypedDict
+
+from rayservice import Evaluation, NotARayServiceError, evaluate
+from rayservice.explain import MAX_SENTENCE
+
+__all__ = [
+    "ADMISSION_API_VERSION",
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReview",
+    "BadReviewError",
+    "Decision",
+    "bad_review_response",
+    "decode_review",
+    "denial_message",
+    "mutate",
+    "review_response",
+    "validate",
+]
+
+ADMISSION_API_VERSION: Final = "admission.k8s.io/v1"
+MAX_WARNINGS: Final = 20
+"""kube-apiserver drops warnings beyond 4 KiB in total; keep the list short and useful."""
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class GroupVersionResource(TypedDict):
+    group: str
+    version: str
+    resource: str
+
+
+class AdmissionRequest(TypedDict):
+    uid: str
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    subResource: NotRequired[str]
+    name: NotRequired[str]
+    namespace: NotRequired[str]
+    operation: Operation
+    userInfo: NotRequired[dict[str, Any]]
+    object: NotRequired[dict[str, Any] | None]
+    oldObject: NotRequired[dict[str, Any] | None]
+    dryRun: NotRequired[bool]
+    options: NotRequired[dict[str, Any] | None]
+
+
+class Status(TypedDict):
+    code: int
+    reason: NotRequired[str]
+    message: str
+    details: NotRequired[dict[str, Any]]
+
+
+class AdmissionResponse(TypedDict):
+    uid: str
+    allowed: bool
+    status: NotRequired[Status]
+    patch: NotRequired[str]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    warnings: NotRequired[list[str]]
+
+
+class AdmissionReview(TypedDict):
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    request: NotRequired[AdmissionRequest]
+    response: NotRequired[AdmissionResponse]
+
+
+class BadReviewError(Exception):
+    """The body is not an AdmissionReview v1 for a RayService; the server answers 400.
+
+    ``uid`` is the request's uid when it could be read, so the answer can still echo it.
+    """
+
+    def __init__(self, message: str, uid: str = "") -> None:
+        super().__init__(message)
+        self.uid = uid
+
+
+class Decision(TypedDict):
+    """What the server needs besides the review: for logs and metrics."""
+
+    operation: str
+    verdict: Literal["allowed", "denied"]
+    change: str
+    name: str
+    namespace: str
+
+
+def decode_review(body: bytes) -> AdmissionRequest:
+    """Parse and check an AdmissionReview v1 request body; raises ``BadReviewError``."""
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadReviewError(f"request body is not JSON: {exc}") from exc
+    if not isinstance(review, dict):
+        raise BadReviewError("request body is not a JSON object")
+    request = review.get("request")
+    uid = request.get("uid") if isinstance(request, dict) else None
+    uid = uid if isinstance(uid, str) else ""
+    if review.get("kind") != "AdmissionReview" or review.get("apiVersion") != ADMISSION_API_VERSION:
+        raise BadReviewError(
+            f"expected kind AdmissionReview in {ADMISSION_API_VERSION}, got kind "
+            f"{review.get('kind')!r} in {review.get('apiVersion')!r}",
+            uid,
+        )
+    if not isinstance(request, dict):
+        raise BadReviewError("the AdmissionReview has no request", uid)
+    if not uid:
+        raise BadReviewError("the AdmissionReview request has no uid")
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
+        raise BadReviewError(f"unsupported operation {operation!r}", uid)
+    kind = request.get("kind")
+    if (
+        not isinstance(kind, dict)
+        or kind.get("group") != "ray.io"
+        or kind.get("kind") != "RayService"
+    ):
+        raise BadReviewError(f"this webhook admits ray.io RayService objects, not {kind!r}", uid)
+    if operation in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
+        raise BadReviewError(f"a {operation} request needs an object", uid)
+    if operation == "UPDATE" and not isinstance(request.get("oldObject"), dict):
+        raise BadReviewError("an UPDATE request needs an oldObject", uid)
+    return request  # type: ignore[return-value]  # checked field by field above
+
+
+def _evaluate(request: AdmissionRequest, *, verify: bool) -> Evaluation:
+    obj = request.get("object") or {}
+    old = request.get("oldObject") if request["operation"] == "UPDATE" else None
+    try:
+        return evaluate(obj, old, verify_annotations=verify)
+    except NotARayServiceError as exc:
+        raise BadReviewError(str(exc), request["uid"]) from exc
+
+
+def _decision(request: AdmissionRequest, result: Evaluation | None, allowed: bool) -> Decision:
+    return Decision(
+        operation=request["operation"],
+        verdict="allowed" if allowed else "denied",
+        change=result.change.kind.value if result is not None else "",
+        name=(result.name if result is not None else request.get("name", "")) or "",
+        namespace=request.get("namespace", "") or "",
+    )
+
+
+def _passes_through(request: AdmissionRequest) -> bool:
+    """DELETE/CONNECT and subresources (status) are not ours to check: a misconfigured rule
+    must not block them."""
+    return request["operation"] not in ("CREATE", "UPDATE") or bool(request.get("subResource"))
+
+
+def mutate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
+    """Default the RayService and write the contract's annotations; always allowed."""
+    if _passes_through(request):
+        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None, True)
+    result = _evaluate(request, verify=False)
+    response = AdmissionResponse(uid=request["uid"], allowed=True)
+    if result.patch:
+        patch = json.dumps(result.patch_json(), separators=(",", ":")).encode()
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(patch).decode("ascii")
+    return response, _decision(request, result, True)
+
+
+def validate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
+    """Allow or deny the RayService; warn what the change will do."""
+    if _passes_through(request):
+        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None, True)
+    result = _evaluate(request, verify=True)
+    response = AdmissionResponse(uid=request["uid"], allowed=result.allowed)
+    if not result.allowed:
+        response["status"] = Status(
+            code=422,
+            reason="Invalid",
+            message=denial_message(result),
+            details={
+                "name": result.name,
+                "group": "ray.io",
+                "kind": "RayService",
+                "causes": [
+                    {"reason": e.reason.cause, "message": e.message, "field": e.field}
+                    for e in result.errors
+                ],
+            },
+        )
+    warnings = [_fit(str(w)) for w in result.warnings]
+    if result.allowed:
+        warnings.extend(_fit(sentence) for sentence in result.consequences)
+    if warnings:
+        response["warnings"] = warnings[:MAX_WARNINGS]
+    return response, _decision(request, result, result.allowed)
+
+
+def denial_message(result: Evaluation) -> str:
+    """The API server's wording: ``RayService.ray.io "x" is invalid: [a: ..., b: ...]``."""
+    errors = [str(error) for error in result.errors]
+    listed = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
+    return f'RayService.ray.io "{result.name}" is invalid: {listed}'
+
+
+def _fit(text: str) -> str:
+    """A warning kubectl shows on one line: at most 120 characters, no newlines."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SENTENCE else text[: MAX_SENTENCE - 3] + "..."
+
+
+def review_response(response: AdmissionResponse) -> AdmissionReview:
+    """Wrap a response in the AdmissionReview envelope the API server expects."""
+    return AdmissionReview(
+        apiVersion=ADMISSION_API_VERSION, kind="AdmissionReview", response=response
+    )
+
+
+def bad_review_response(error: BadReviewError) -> dict[str, Any]:
+    """The 400 body: an AdmissionReview echoing the uid when known, with a Status."""
+    return {
+        "apiVersion": ADMISSION_API_VERSION,
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": error.uid,
+            "allowed": False,
+            "status": {"code": 400, "reason": "BadRequest", "message": str(error)},
+        },
+    }
