@@ -164,11 +164,16 @@ class Handler:
     # entry -----------------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._dispatch(request)
+            response = await self._dispatch(request)
         except ApiError as e:
-            return _error(e)
+            response = _error(e)
         except web.HTTPRequestEntityTooLarge:
-            return _error(errors.too_large("the request body is too large"))
+            response = _error(errors.too_large("the request body is too large"))
+        log.debug(
+            "request served",
+            extra={"method": request.method, "path": request.path_qs, "code": response.status},
+        )
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"

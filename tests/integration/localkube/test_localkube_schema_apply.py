@@ -395,3 +395,31 @@ async def test_oversized_bodies_are_refused_with_413(fresh_kube: Callable[..., L
     small = {"metadata": {"name": "small"}, "data": {"x": "y"}}
     status, _, _ = await raw(kube.url, "POST", "/api/v1/namespaces/default/configmaps", body=small)
     assert status == 201
+
+
+async def test_server_side_apply_to_the_status_subresource_changes_only_status(
+    localkube: LocalKube, custom: client.CustomObjectsApi, kube_namespace: str
+) -> None:
+    await custom.create_namespaced_custom_object(
+        *RS, kube_namespace, "rayservices", rayservice("sst")
+    )
+    config = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": "sst"},
+        "spec": {"serviceUnhealthySecondThreshold": 99},
+        "status": {"serviceStatus": "Running"},
+    }
+    status, body, _ = await raw(
+        localkube.url,
+        "PATCH",
+        f"/apis/ray.io/v1/namespaces/{kube_namespace}/rayservices/sst/status?fieldManager=reconciler",
+        data=yaml.safe_dump(config).encode(),
+        content_type=APPLY,
+    )
+    assert status == 200
+    assert body["status"] == {"serviceStatus": "Running"}
+    assert "serviceUnhealthySecondThreshold" not in body["spec"]
+    assert body["metadata"]["generation"] == 1
+    entry = next(e for e in body["metadata"]["managedFields"] if e["manager"] == "reconciler")
+    assert entry["operation"] == "Apply"
