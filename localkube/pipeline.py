@@ -419,8 +419,6 @@ class Pipeline:
         obj = self.decode(rt, version, body, namespace)
         self._shape(rt, version, obj, opts, warnings)
         meta = _meta(obj)
-        if rt.has_status(version):
-            obj.pop("status", None)
         self._check_namespace(
             rt, namespace, str(meta.get("name") or meta.get("generateName") or "")
         )
@@ -447,6 +445,8 @@ class Pipeline:
         obj = mutated
         meta = obj.setdefault("metadata", {})
         # BeforeCreate: name generation, server fields
+        if rt.has_status(version):
+            obj.pop("status", None)  # PrepareForCreate
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = str(meta["generateName"]) + "".join(
@@ -570,7 +570,21 @@ class Pipeline:
         old = self.present(rt, version, old_stored)
         old_meta = _meta(old)
         name = str(old_meta["name"])
-        new = self._prepare_update(rt, version, old, new, subresource)
+        attrs = self._attributes(
+            rt,
+            version,
+            operation="UPDATE",
+            subresource=subresource,
+            namespace=str(old_meta.get("namespace", "")),
+            name=name,
+            obj=new,
+            old=old,
+            opts=opts,
+            options=options,
+        )
+        mutated = await self.mutate(rt, attrs, new, warnings)
+        assert mutated is not None
+        new = self._prepare_update(rt, version, old, mutated, subresource)
         meta = _meta(new)
         added = [
             f for f in meta.get("finalizers") or [] if f not in (old_meta.get("finalizers") or [])
@@ -589,22 +603,6 @@ class Pipeline:
                     )
                 ],
             )
-        attrs = self._attributes(
-            rt,
-            version,
-            operation="UPDATE",
-            subresource=subresource,
-            namespace=str(old_meta.get("namespace", "")),
-            name=name,
-            obj=new,
-            old=old,
-            opts=opts,
-            options=options,
-        )
-        mutated = await self.mutate(rt, attrs, new, warnings)
-        assert mutated is not None
-        new = self._prepare_update(rt, version, old, mutated, subresource)
-        meta = _meta(new)
         if (rt.custom or rt.key == CRD_KEY) and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         self._validate(rt, version, new, name)

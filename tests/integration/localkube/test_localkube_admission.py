@@ -520,3 +520,20 @@ async def test_a_service_resolver_hook_maps_service_references_to_addresses(
         ServiceRef(namespace=SERVICE_NAMESPACE, name="hook", port=443, path="/allow/resolved")
     ]
     assert len(hooks.seen("/allow/resolved")) == 1
+
+
+async def test_mutating_webhooks_see_the_object_as_sent_before_the_server_prepares_it(
+    custom: client.CustomObjectsApi, hooks: HookServer, register: Registrar, kube_namespace: str
+) -> None:
+    await register("/allow/as-sent", mutating=True)
+    await register("/allow/prepared")
+    body = rayservice("sent")
+    body["status"] = {"serviceStatus": "FromClient"}
+    created = await custom.create_namespaced_custom_object(*RS, kube_namespace, "rayservices", body)
+    (mutating,) = hooks.seen("/allow/as-sent")
+    (validating,) = hooks.seen("/allow/prepared")
+    assert mutating["object"]["status"] == {"serviceStatus": "FromClient"}
+    assert "uid" not in mutating["object"]["metadata"]
+    assert "status" not in validating["object"]
+    assert validating["object"]["metadata"]["generation"] == 1
+    assert "status" not in created
