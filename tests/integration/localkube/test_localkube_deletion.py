@@ -3,6 +3,7 @@ ownerReferences (background, foreground, orphan), namespace termination, and CRD
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import pytest
@@ -27,9 +28,10 @@ def owned_by(name: str, owner: dict[str, Any], *, block: bool = False) -> client
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, owner_references=[ref]))
 
 
-async def gone(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+async def answers_404(read: Callable[[], Awaitable[Any]]) -> bool:
+    """Whether a read now answers 404 (the object is gone or not served)."""
     try:
-        await core.read_namespaced_config_map(name, namespace)
+        await read()
     except client.ApiException as e:
         return e.status == 404
     return False
@@ -129,7 +131,9 @@ async def test_background_deletion_collects_dependents_whose_owners_are_all_gone
     )
     await core.create_namespaced_config_map(kube_namespace, shared)
     await custom.delete_namespaced_custom_object(*RS, kube_namespace, "rayservices", "owner")
-    await eventually(lambda: gone(core, kube_namespace, "only-child"))
+    await eventually(
+        lambda: answers_404(lambda: core.read_namespaced_config_map("only-child", kube_namespace))
+    )
 
     async def dangling_reference_removed() -> bool:
         cm = await core.read_namespaced_config_map("shared-child", kube_namespace)
@@ -166,14 +170,11 @@ async def test_foreground_deletion_deletes_dependents_before_the_owner(
         {"metadata": {"finalizers": None}},
     )
 
-    async def owner_gone() -> bool:
-        try:
-            await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "fg")
-        except client.ApiException as e:
-            return e.status == 404
-        return False
-
-    await eventually(owner_gone)
+    await eventually(
+        lambda: answers_404(
+            lambda: custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "fg")
+        )
+    )
 
 
 async def test_orphan_deletion_keeps_dependents_and_removes_their_references(
@@ -188,14 +189,11 @@ async def test_orphan_deletion_keeps_dependents_and_removes_their_references(
     )
     assert "orphan" in answer["metadata"]["finalizers"]
 
-    async def owner_gone() -> bool:
-        try:
-            await custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "orph")
-        except client.ApiException as e:
-            return e.status == 404
-        return False
-
-    await eventually(owner_gone)
+    await eventually(
+        lambda: answers_404(
+            lambda: custom.get_namespaced_custom_object(*RS, kube_namespace, "rayservices", "orph")
+        )
+    )
     child = await core.read_namespaced_config_map("orph-child", kube_namespace)
     assert not child.metadata.owner_references
 
@@ -212,14 +210,7 @@ async def test_a_deleted_namespace_terminates_then_disappears_with_its_content(
     assert answer["kind"] == "Namespace"
     assert answer["status"]["phase"] == "Terminating"
 
-    async def namespace_gone() -> bool:
-        try:
-            await core.read_namespace("doomed")
-        except client.ApiException as e:
-            return e.status == 404
-        return False
-
-    await eventually(namespace_gone)
+    await eventually(lambda: answers_404(lambda: core.read_namespace("doomed")))
     listed = await core.list_namespaced_config_map("doomed")
     assert listed.items == []
 
@@ -271,16 +262,13 @@ async def test_deleting_a_crd_removes_its_objects_and_stops_serving_it(
     assert stored["spec"] == {"size": 3}
     await ext.delete_custom_resource_definition("widgets.example.com")
 
-    async def not_served() -> bool:
-        try:
-            await custom.list_namespaced_custom_object(
+    await eventually(
+        lambda: answers_404(
+            lambda: custom.list_namespaced_custom_object(
                 "example.com", "v1", kube_namespace, "widgets"
             )
-        except client.ApiException as e:
-            return e.status == 404
-        return False
-
-    await eventually(not_served)
+        )
+    )
 
 
 async def test_the_deprecated_orphan_dependents_false_answers_202_when_deletion_waits(
@@ -338,11 +326,4 @@ async def test_nothing_new_may_be_created_in_a_terminating_namespace(
         core.patch_namespaced_config_map, "held", "closing", {"metadata": {"finalizers": None}}
     )
 
-    async def namespace_gone() -> bool:
-        try:
-            await core.read_namespace("closing")
-        except client.ApiException as e:
-            return e.status == 404
-        return False
-
-    await eventually(namespace_gone)
+    await eventually(lambda: answers_404(lambda: core.read_namespace("closing")))
