@@ -5,6 +5,7 @@ dropped streams."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -314,3 +315,31 @@ async def test_finalized_objects_are_modified_on_delete_and_deleted_in_their_fin
     assert modified_meta["finalizers"] == ["example.com/x"]
     assert "finalizers" not in deleted_meta
     assert int(deleted_meta["resourceVersion"]) > int(modified_meta["resourceVersion"])
+
+
+async def test_server_shutdown_ends_open_watch_streams(
+    fresh_kube: Callable[..., LocalKube],
+) -> None:
+    kube = fresh_kube()
+    await kube.start()
+    async with client.ApiClient(client.Configuration(host=kube.url)) as api:
+        core = client.CoreV1Api(api)
+        seen: list[str] = []
+
+        async def consume() -> None:
+            async with watch.Watch() as stream:
+                stream.stream(core.list_namespaced_config_map, "default", timeout_seconds=120)
+                async for event in stream:
+                    seen.append(event["type"])
+
+        task = asyncio.create_task(consume())
+        await core.create_namespaced_config_map("default", configmap("x"))
+
+        async def watching() -> bool:
+            await asyncio.sleep(0)
+            return seen == ["ADDED"]
+
+        await eventually(watching)
+        await kube.stop()
+        await asyncio.wait_for(task, 10)
+    assert seen == ["ADDED"]
