@@ -1,9 +1,9 @@
 """Defaults the mutating webhook applies, each a named rule that yields JSON Patch operations.
 
-Rules work on the raw object (JSON data), never on the models, so nothing the models do not know
-can be lost; they only *add* fields that are absent (or ``null``), which makes defaulting
-idempotent: defaulting a defaulted object yields no operation. A rule skips parts of the object
-whose shape is wrong; validation reports those.
+Rules work on the raw object (JSON data: exact ``dict`` and ``list``), never on the models,
+so nothing the models do not know can be lost; they only *add* fields that are absent (or
+``null``), which makes defaulting idempotent: defaulting a defaulted object yields no
+operation. A rule skips parts of the object whose shape is wrong; validation reports those.
 
 The values are KubeRay's: the CRD's worker-group defaults, the controller's deletion delay, and
 the health thresholds of the seed walkthrough (300 s and 900 s).
@@ -11,7 +11,8 @@ the health thresholds of the seed walkthrough (300 s and 900 s).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -51,128 +52,120 @@ class PatchOp:
         return {"op": self.op, "path": pointer(self.path), "value": self.value}
 
 
-Finder = Callable[[Mapping[str, Any]], Iterator[tuple[PointerPath, Any]]]
+Scope = Literal["spec", "head", "worker", "upgrade-options"]
+_SCOPE_PATHS: Final[dict[str, PointerPath]] = {
+    "spec": ("spec",),
+    "head": ("spec", "rayClusterConfig", "headGroupSpec"),
+    "upgrade-options": ("spec", "upgradeStrategy", "clusterUpgradeOptions"),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class DefaultRule:
-    """A named default: ``find`` yields ``(path, value)`` for every place the default is missing."""
+    """A named default: ``key`` in every ``scope`` mapping of the object gets ``value`` when it
+    is absent or null (``worker`` means each worker group)."""
 
     name: str
+    scope: Scope
+    key: str
+    value: Any
     summary: str
-    find: Finder
+    versions: tuple[str, ...] = ("ray.io/v1", "ray.io/v1alpha1")
 
 
-def _dict(value: object) -> Mapping[str, Any] | None:
-    return value if isinstance(value, Mapping) else None
-
-
-def _missing(container: Mapping[str, Any], key: str) -> bool:
-    return container.get(key) is None
-
-
-def _spec_field(key: str, value: Any, *, versions: Sequence[str]) -> Finder:
-    def find(obj: Mapping[str, Any]) -> Iterator[tuple[PointerPath, Any]]:
-        spec = _dict(obj.get("spec"))
-        if spec is not None and obj.get("apiVersion") in versions and _missing(spec, key):
-            yield ("spec", key), value
-
-    return find
-
-
-def _cluster(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    spec = _dict(obj.get("spec"))
-    return _dict(spec.get("rayClusterConfig")) if spec is not None else None
-
-
-def _head_ray_start_params(obj: Mapping[str, Any]) -> Iterator[tuple[PointerPath, Any]]:
-    cluster = _cluster(obj)
-    head = _dict(cluster.get("headGroupSpec")) if cluster is not None else None
-    if head is not None and _missing(head, "rayStartParams"):
-        yield ("spec", "rayClusterConfig", "headGroupSpec", "rayStartParams"), {}
-
-
-def _worker_field(key: str, value: Any) -> Finder:
-    def find(obj: Mapping[str, Any]) -> Iterator[tuple[PointerPath, Any]]:
-        cluster = _cluster(obj)
-        groups = cluster.get("workerGroupSpecs") if cluster is not None else None
-        if not isinstance(groups, list):
-            return
-        for index, group in enumerate(groups):
-            if isinstance(group, Mapping) and _missing(group, key):
-                yield ("spec", "rayClusterConfig", "workerGroupSpecs", index, key), value
-
-    return find
-
-
-def _max_surge_percent(obj: Mapping[str, Any]) -> Iterator[tuple[PointerPath, Any]]:
-    spec = _dict(obj.get("spec"))
-    strategy = _dict(spec.get("upgradeStrategy")) if spec is not None else None
-    options = _dict(strategy.get("clusterUpgradeOptions")) if strategy is not None else None
-    if options is not None and _missing(options, "maxSurgePercent"):
-        yield ("spec", "upgradeStrategy", "clusterUpgradeOptions", "maxSurgePercent"), 100
-
-
-_BOTH: Final = ("ray.io/v1", "ray.io/v1alpha1")
 _V1: Final = ("ray.io/v1",)
 
 DEFAULT_RULES: Final[tuple[DefaultRule, ...]] = (
     DefaultRule(
         "service-unhealthy-threshold",
-        "spec.serviceUnhealthySecondThreshold: 900 seconds",
-        _spec_field("serviceUnhealthySecondThreshold", 900, versions=_BOTH),
+        "spec",
+        "serviceUnhealthySecondThreshold",
+        900,
+        "seconds an application may stay DEPLOY_FAILED or UNHEALTHY",
     ),
     DefaultRule(
         "deployment-unhealthy-threshold",
-        "spec.deploymentUnhealthySecondThreshold: 300 seconds",
-        _spec_field("deploymentUnhealthySecondThreshold", 300, versions=_BOTH),
+        "spec",
+        "deploymentUnhealthySecondThreshold",
+        300,
+        "seconds the head's dashboard may stay unreachable",
     ),
     DefaultRule(
         "cluster-deletion-delay",
-        "spec.rayClusterDeletionDelaySeconds: 60 (ray.io/v1 only)",
-        _spec_field("rayClusterDeletionDelaySeconds", 60, versions=_V1),
+        "spec",
+        "rayClusterDeletionDelaySeconds",
+        60,
+        "seconds an old cluster lives on after traffic left it (KubeRay's default)",
+        versions=_V1,
     ),
     DefaultRule(
         "max-surge-percent",
-        "spec.upgradeStrategy.clusterUpgradeOptions.maxSurgePercent: 100",
-        _max_surge_percent,
+        "upgrade-options",
+        "maxSurgePercent",
+        100,
+        "the CRD's default, inside a given clusterUpgradeOptions",
+        versions=_V1,
     ),
     DefaultRule(
         "head-ray-start-params",
-        "headGroupSpec.rayStartParams: {} (required by KubeRay before 1.4)",
-        _head_ray_start_params,
+        "head",
+        "rayStartParams",
+        {},
+        "required by KubeRay before 1.4",
     ),
-    DefaultRule(
-        "worker-ray-start-params",
-        "workerGroupSpecs[*].rayStartParams: {}",
-        _worker_field("rayStartParams", {}),
-    ),
+    DefaultRule("worker-ray-start-params", "worker", "rayStartParams", {}, "as for the head"),
     DefaultRule(
         "worker-replicas",
-        "workerGroupSpecs[*].replicas: 0 (the CRD default; KubeRay raises it to minReplicas)",
-        _worker_field("replicas", 0),
+        "worker",
+        "replicas",
+        0,
+        "the CRD default; KubeRay raises it to minReplicas",
     ),
-    DefaultRule(
-        "worker-min-replicas",
-        "workerGroupSpecs[*].minReplicas: 0",
-        _worker_field("minReplicas", 0),
-    ),
-    DefaultRule(
-        "worker-max-replicas",
-        f"workerGroupSpecs[*].maxReplicas: {INT32_MAX}",
-        _worker_field("maxReplicas", INT32_MAX),
-    ),
-    DefaultRule(
-        "worker-num-of-hosts",
-        "workerGroupSpecs[*].numOfHosts: 1",
-        _worker_field("numOfHosts", 1),
-    ),
+    DefaultRule("worker-min-replicas", "worker", "minReplicas", 0, "the CRD default"),
+    DefaultRule("worker-max-replicas", "worker", "maxReplicas", INT32_MAX, "the CRD default"),
+    DefaultRule("worker-num-of-hosts", "worker", "numOfHosts", 1, "the CRD default"),
 )
 
 
+def _at(obj: Mapping[str, Any], path: PointerPath) -> dict[str, Any] | None:
+    node: Any = obj
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _fresh(value: Any) -> Any:
+    """A new copy of a mutable default, so no two places of an object share one."""
+    return copy.deepcopy(value) if isinstance(value, dict | list) else value
+
+
 def default_ops(obj: Mapping[str, Any]) -> list[PatchOp]:
-    """The operations that default ``obj``; empty when it is already defaulted."""
-    return [PatchOp("add", path, value) for rule in DEFAULT_RULES for path, value in rule.find(obj)]
+    """The operations that default ``obj``; empty when it is already defaulted.
+
+    One walk of the object: each scope is found once and gets all of its rules.
+    """
+    api_version = obj.get("apiVersion")
+    rules = [rule for rule in DEFAULT_RULES if api_version in rule.versions]
+    ops: list[PatchOp] = []
+    for scope, path in _SCOPE_PATHS.items():
+        node = _at(obj, path)
+        if node is None:
+            continue
+        for rule in rules:
+            if rule.scope == scope and node.get(rule.key) is None:
+                ops.append(PatchOp("add", (*path, rule.key), _fresh(rule.value)))
+    groups = _at(obj, ("spec", "rayClusterConfig"))
+    groups_list = groups.get("workerGroupSpecs") if groups is not None else None
+    if isinstance(groups_list, list):
+        worker_rules = [rule for rule in rules if rule.scope == "worker"]
+        for index, group in enumerate(groups_list):
+            if not isinstance(group, dict):
+                continue
+            for rule in worker_rules:
+                if group.get(rule.key) is None:
+                    path = ("spec", "rayClusterConfig", "workerGroupSpecs", index, rule.key)
+                    ops.append(PatchOp("add", path, _fresh(rule.value)))
+    return ops
 
 
 def apply_defaults(obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[PatchOp]]:

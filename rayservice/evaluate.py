@@ -114,8 +114,12 @@ def evaluate(
     old: Mapping[str, Any] | None = None,
     *,
     verify_annotations: bool = False,
+    check: bool = True,
 ) -> Evaluation:
     """Default, validate and classify ``new`` (with ``old`` on UPDATE).
+
+    With ``check=False`` (the mutating webhook) the rules, warnings and consequences are skipped:
+    the defaults, hashes, class and patch do not depend on them.
 
     Raises ``NotARayServiceError`` if ``new`` or ``old`` is not a RayService object at all; a
     RayService with wrong fields never raises, it gets errors.
@@ -124,7 +128,7 @@ def evaluate(
     defaulted, default_ops = apply_defaults(new)
     old_defaulted = apply_defaults(require_rayservice(old))[0] if old is not None else None
 
-    model, errors = parse_rayservice(defaulted)
+    model, errors = parse_rayservice(defaulted) if check else (None, [])
     warnings: list[FieldWarning] = []
     spec = defaulted.get("spec")
     text = spec.get("serveConfigV2") if isinstance(spec, Mapping) else None

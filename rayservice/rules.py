@@ -688,8 +688,12 @@ def _warnings(rs: RayService) -> Iterator[FieldWarning]:
     for index, group in enumerate(cluster.worker_group_specs or []):
         yield from _replica_warning(group, (*CLUSTER, "workerGroupSpecs", index))
     yield from _version_warning(cluster)
-    for key in ("networkPolicy", "tlsOptions", "historyServerOptions"):
-        if getattr(cluster, _snake(key)) is not None:
+    for key, gated in (
+        ("networkPolicy", cluster.network_policy),
+        ("tlsOptions", cluster.tls_options),
+        ("historyServerOptions", cluster.history_server_options),
+    ):
+        if gated is not None:
             yield FieldWarning(
                 (*CLUSTER, key),
                 "feature-gated in KubeRay; raysvc does not validate or implement it",
@@ -732,10 +736,6 @@ def _version_warning(cluster: RayClusterSpec) -> Iterator[FieldWarning]:
             (*CLUSTER, "rayVersion"),
             f"{cluster.ray_version} does not match the head image tag {tag}",
         )
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _quoted(values: Sequence[str]) -> str:

@@ -21,7 +21,6 @@ validating admission and the next UPDATE's ``oldObject`` carry it again.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -30,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from rayservice.errors import FieldError, FieldWarning, Path, Reason
 from rayservice.hashing import digest
+from rayservice.memo import TextMemo
 from rayservice.shape import field_errors, unknown_fields
 from rayservice.yamldoc import NotJsonError, YamlError, load_json_data
 
@@ -205,32 +205,7 @@ def parse_serve_config(text: str | None) -> ParsedServeConfig:
     return cached
 
 
-class _ByteBoundedCache:
-    """A small LRU bounded by the total length of its keys (the texts)."""
-
-    def __init__(self, *, max_chars: int, max_entries: int) -> None:
-        self._entries: OrderedDict[str, ParsedServeConfig] = OrderedDict()
-        self._chars = 0
-        self._max_chars = max_chars
-        self._max_entries = max_entries
-
-    def get(self, text: str) -> ParsedServeConfig | None:
-        found = self._entries.get(text)
-        if found is not None:
-            self._entries.move_to_end(text)
-        return found
-
-    def put(self, text: str, result: ParsedServeConfig) -> None:
-        if len(text) > self._max_chars // 4 or text in self._entries:
-            return
-        self._entries[text] = result
-        self._chars += len(text)
-        while self._chars > self._max_chars or len(self._entries) > self._max_entries:
-            old, _ = self._entries.popitem(last=False)
-            self._chars -= len(old)
-
-
-_CACHE: Final = _ByteBoundedCache(max_chars=4 * 1024 * 1024, max_entries=256)
+_CACHE: Final[TextMemo[ParsedServeConfig]] = TextMemo(max_chars=4 * 1024 * 1024, max_entries=256)
 
 
 def _parse(text: str) -> ParsedServeConfig:

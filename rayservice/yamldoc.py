@@ -12,11 +12,11 @@ Used for serveConfigV2 and for RayService manifests read by ``raysvc check``:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from typing import Final
 
+import orjson
 import yaml
 
 from rayservice.errors import Key, Path
@@ -100,7 +100,7 @@ def _as_json(data: object, text: str) -> tuple[object, str]:
         canonical = canonical_json(data)
     except (TypeError, ValueError):
         canonical = canonical_json(_to_json_data(data, ()))
-    return json.loads(canonical), canonical
+    return orjson.loads(canonical), canonical
 
 
 def describe_yaml_error(exc: yaml.YAMLError) -> str:

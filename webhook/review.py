@@ -19,8 +19,9 @@ not match their spec, and warns what the change will do. Both are free of side e
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, Final, Literal, NotRequired, TypedDict
+
+import orjson
 
 from rayservice import Evaluation, NotARayServiceError, evaluate
 from rayservice.explain import MAX_SENTENCE
@@ -121,8 +122,8 @@ class Decision(TypedDict):
 def decode_review(body: bytes) -> AdmissionRequest:
     """Parse and check an AdmissionReview v1 request body; raises ``BadReviewError``."""
     try:
-        review = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadReviewError(f"request body is not JSON: {exc}") from exc
     if not isinstance(review, dict):
         raise BadReviewError("request body is not a JSON object")
@@ -160,7 +161,7 @@ def _evaluate(request: AdmissionRequest, *, verify: bool) -> Evaluation:
     obj = request.get("object") or {}
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
     try:
-        return evaluate(obj, old, verify_annotations=verify)
+        return evaluate(obj, old, verify_annotations=verify, check=verify)
     except NotARayServiceError as exc:
         raise BadReviewError(str(exc), request["uid"]) from exc
 
@@ -188,7 +189,7 @@ def mutate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
     result = _evaluate(request, verify=False)
     response = AdmissionResponse(uid=request["uid"], allowed=True)
     if result.patch:
-        patch = json.dumps(result.patch_json(), separators=(",", ":")).encode()
+        patch = orjson.dumps(result.patch_json())
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(patch).decode("ascii")
     return response, _decision(request, result, True)

@@ -4,7 +4,8 @@ Two servers share one event loop:
 
 - the **admission server** (HTTPS): ``POST /mutate`` and ``POST /validate``. Each handler reads
   the body (bounded by ``max_body_bytes``: aiohttp answers 413 past it), calls the pure decision,
-  records metrics and one log line, and answers. A review that is not an AdmissionReview gets
+  records metrics, logs the admission (info for denials, debug for the routine allowed ones:
+  the metrics count those) and answers. A review that is not an AdmissionReview gets
   400; nothing gets a 5xx: an unexpected error in a decision fails *closed* on ``/validate``
   (denied, status 500 in the review) and *open* on ``/mutate`` (allowed, unpatched), logged with
   its traceback. Large bodies are decided in a worker thread, so one 5 MiB review does not stall
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -191,17 +193,19 @@ def _handler(name: str, decide: Decide) -> Callable[[web.Request], Awaitable[web
         except BadReviewError as exc:
             metrics.rejected.labels(name, "400").inc()
             log.warning("bad admission request", extra={"webhook": name, "reason": str(exc)})
-            return web.json_response(bad_review_response(exc), status=400)
+            return _json(bad_review_response(exc), status=400)
         except Exception:
             metrics.errors.labels(name).inc()
             log.exception("admission failed", extra={"webhook": name})
-            return web.json_response(_internal_error_response(name, body))
+            return _json(_internal_error_response(name, body))
         elapsed = time.perf_counter() - start
         metrics.latency.labels(name).observe(elapsed)
         metrics.admissions.labels(
             name, decision["operation"], decision["verdict"], decision["change"] or "none"
         ).inc()
-        log.info(
+        # Allowed admissions are routine (the metrics count them); denials are worth a line.
+        log.log(
+            logging.INFO if decision["verdict"] == "denied" else logging.DEBUG,
             "admission",
             extra={
                 "webhook": name,
@@ -213,9 +217,13 @@ def _handler(name: str, decide: Decide) -> Callable[[web.Request], Awaitable[web
                 "duration_ms": round(elapsed * 1000, 3),
             },
         )
-        return web.json_response(review_response(response))
+        return _json(review_response(response))
 
     return handle
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 def make_health_app(metrics: Metrics, state: ServerState) -> web.Application:

@@ -180,19 +180,22 @@ def test_health_readiness_and_metrics(webhook: Webhook) -> None:
     assert "raysvc_admission_duration_seconds_bucket" in text
 
 
-def test_logs_are_json_lines_without_object_contents(webhook: Webhook) -> None:
+def test_denials_are_logged_as_json_lines_without_object_contents(webhook: Webhook) -> None:
     obj = sample()
     obj["metadata"]["labels"] = {"secret-looking": "do-not-log-me"}
+    worker(obj)["minReplicas"] = 6
     webhook.post("/validate", review_body(admission_review(apply_mutation(webhook, obj))))
-    wait_until(lambda: any('"admission"' in line for line in webhook.log))
+    wait_until(lambda: any('"denied"' in line for line in webhook.log))
     entries = [json.loads(line) for line in webhook.log]
     admission = next(e for e in entries if e["message"] == "admission")
+    assert admission["level"] == "info"
     assert {"webhook", "uid", "rayservice", "verdict", "change", "duration_ms"} <= set(admission)
+    assert admission["verdict"] == "denied"
     assert not any("do-not-log-me" in line for line in webhook.log)
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=10),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
