@@ -130,7 +130,7 @@ def _cluster_spec_schema() -> Schema:
     return schema
 
 
-def _top(spec: Schema, status: Schema | None = None) -> Schema:
+def _top(spec: Schema) -> Schema:
     return {
         "type": "object",
         "properties": {
@@ -138,7 +138,7 @@ def _top(spec: Schema, status: Schema | None = None) -> Schema:
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": status or dict(_PRESERVE),
+            "status": dict(_PRESERVE),
         },
     }
 
@@ -149,88 +149,75 @@ def _with_cluster(spec_model: type[BaseModel]) -> Schema:
     return spec
 
 
+def _crd(kind: str, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "categories": ["all"],
+            },
+            "versions": versions,
+        },
+    }
+
+
+def _version(
+    name: str, spec: Schema, columns: list[dict[str, str]], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "served": True,
+        "storage": name == "v1",
+        **extra,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": columns,
+        "schema": {"openAPIV3Schema": _top(spec)},
+    }
+
+
+def _column(name: str, kind: str, path: str) -> dict[str, str]:
+    return {"name": name, "type": kind, "jsonPath": path}
+
+
+_AGE: Final = _column("Age", "date", ".metadata.creationTimestamp")
+
+
 def rayservice_crds() -> list[dict[str, Any]]:
     """The RayService (v1 stored, v1alpha1 served and deprecated) and RayCluster CRDs."""
     service_columns = [
-        {"name": "Service Status", "type": "string", "jsonPath": ".status.serviceStatus"},
-        {
-            "name": "Num Serve Endpoints",
-            "type": "integer",
-            "jsonPath": ".status.numServeEndpoints",
-        },
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        _column("Service Status", "string", ".status.serviceStatus"),
+        _column("Num Serve Endpoints", "integer", ".status.numServeEndpoints"),
+        _AGE,
     ]
-    rayservice = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"rayservices.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": "RayService",
-                "listKind": "RayServiceList",
-                "plural": "rayservices",
-                "singular": "rayservice",
-                "categories": ["all"],
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": service_columns,
-                    "schema": {"openAPIV3Schema": _top(_with_cluster(RayServiceSpec))},
-                },
-                {
-                    "name": "v1alpha1",
-                    "served": True,
-                    "storage": False,
-                    "deprecated": True,
-                    "deprecationWarning": "ray.io/v1alpha1 RayService is deprecated; use ray.io/v1",
-                    "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": _top(_with_cluster(RayServiceSpecV1Alpha1))},
-                },
-            ],
-        },
-    }
     cluster_columns = [
-        {"name": "Desired Workers", "type": "integer", "jsonPath": ".status.desiredWorkerReplicas"},
-        {
-            "name": "Available Workers",
-            "type": "integer",
-            "jsonPath": ".status.availableWorkerReplicas",
-        },
-        {"name": "CPUs", "type": "string", "jsonPath": ".status.desiredCPU"},
-        {"name": "Memory", "type": "string", "jsonPath": ".status.desiredMemory"},
-        {"name": "Status", "type": "string", "jsonPath": ".status.state"},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        _column("Desired Workers", "integer", ".status.desiredWorkerReplicas"),
+        _column("Available Workers", "integer", ".status.availableWorkerReplicas"),
+        _column("CPUs", "string", ".status.desiredCPU"),
+        _column("Memory", "string", ".status.desiredMemory"),
+        _column("Status", "string", ".status.state"),
+        _AGE,
     ]
-    raycluster = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"rayclusters.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": "RayCluster",
-                "listKind": "RayClusterList",
-                "plural": "rayclusters",
-                "singular": "raycluster",
-                "categories": ["all"],
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": cluster_columns,
-                    "schema": {"openAPIV3Schema": _top(_cluster_spec_schema())},
-                }
-            ],
-        },
-    }
+    rayservice = _crd(
+        "RayService",
+        [
+            _version("v1", _with_cluster(RayServiceSpec), service_columns),
+            _version(
+                "v1alpha1",
+                _with_cluster(RayServiceSpecV1Alpha1),
+                service_columns,
+                deprecated=True,
+                deprecationWarning="ray.io/v1alpha1 RayService is deprecated; use ray.io/v1",
+            ),
+        ],
+    )
+    raycluster = _crd("RayCluster", [_version("v1", _cluster_spec_schema(), cluster_columns)])
     return [rayservice, raycluster]

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 
 from rayservice import evaluate
 from tests.builders import SAMPLE_PATH, Obj, put, sample, with_serve, worker
+from tests.integration.webhook.support import Webhook
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
@@ -82,7 +82,7 @@ class Cluster:
         self.work = work
         self.kubeconfig = work / "kubeconfig"
         self.processes: list[subprocess.Popen[str]] = []
-        self.webhook_log: list[str] = []
+        self.webhooks: list[Webhook] = []
 
     def start_localkube(self) -> None:
         process = subprocess.Popen(
@@ -96,48 +96,20 @@ class Cluster:
         url = process.stdout.readline().strip()
         assert url.startswith("http://"), url
 
-    def start_webhook(self) -> int:
-        process = subprocess.Popen(
-            [
-                RAYSVC,
-                "webhook",
+    def start_webhook(self) -> Webhook:
+        webhook = Webhook(
+            self.work,
+            args=(
                 "--cert-secret",
                 "raysvc-system/raysvc-webhook-tls",
                 "--webhook-config",
                 "raysvc",
                 "--kubeconfig",
                 str(self.kubeconfig),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--health-host",
-                "127.0.0.1",
-                "--health-port",
-                "0",
-                "--cert-poll-seconds",
-                "1",
-            ],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
+            ),
         )
-        self.processes.append(process)
-        found: dict[str, int] = {}
-        listening = threading.Event()
-
-        def read() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                self.webhook_log.append(line)
-                entry = json.loads(line)
-                if entry.get("message") == "webhook listening":
-                    found["port"] = entry["port"]
-                    listening.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        assert listening.wait(30), "".join(self.webhook_log)
-        return found["port"]
+        self.webhooks.append(webhook)
+        return webhook
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Result:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.work)}
@@ -163,6 +135,8 @@ class Cluster:
         return stored
 
     def stop(self) -> None:
+        for webhook in self.webhooks:
+            webhook.stop()
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -188,7 +162,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             ),
         )
         cluster.kubectl("apply", "-f", "-", stdin=WEBHOOKS)
-        port = cluster.start_webhook()
+        port = cluster.start_webhook().port
         service = {
             "apiVersion": "v1",
             "kind": "Service",

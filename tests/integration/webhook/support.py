@@ -41,19 +41,20 @@ def write_cert_dir(directory: Path, ca: KeyedCert | None = None) -> KeyedCert:
 
 
 class Webhook:
-    """A running ``raysvc webhook --cert-dir`` process and HTTPS clients for it."""
+    """A running ``raysvc webhook`` process (by default ``--cert-dir cert_dir``), its JSON log
+    lines, and HTTPS clients for it. ``args`` replace the certificate source."""
 
-    def __init__(self, cert_dir: Path, *extra: str) -> None:
+    def __init__(self, cert_dir: Path, *extra: str, args: tuple[str, ...] | None = None) -> None:
         self.cert_dir = cert_dir
         self.log: list[str] = []
         self._listening = threading.Event()
         self.port = self.health_port = 0
+        source = args if args is not None else ("--cert-dir", str(cert_dir))
         self.process = subprocess.Popen(
             [
                 RAYSVC,
                 "webhook",
-                "--cert-dir",
-                str(cert_dir),
+                *source,
                 "--host",
                 "127.0.0.1",
                 "--port",
