@@ -18,6 +18,7 @@ import argparse
 import copy
 import gc
 import json
+import re
 import statistics
 import sys
 import time
@@ -95,7 +96,8 @@ def scenarios(name: str, obj: Obj, rounds: int) -> None:
         assert result.allowed, result.errors
         return result
 
-    texts = [text.replace("price: 0", f"price: {1000 + i}", 1) for i in range(-3, rounds)]
+    texts = [re.sub(r"price: \d+", f"price: {1000 + i}", text, count=1) for i in range(-3, rounds)]
+    assert len(set(texts)) == len(texts), "every UPDATE must carry a new serveConfigV2"
 
     def serve_change(i: int) -> object:
         new = copy.copy(obj)
