@@ -287,12 +287,10 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
                 handled.append(sig)
         state.ready = True
-        log.info(
-            "webhook listening",
-            extra={"port": _port(site), "health_port": _port(health_site)},
-        )
+        port, health_port = _port(runner), _port(health_runner)
+        log.info("webhook listening", extra={"port": port, "health_port": health_port})
         if started is not None:
-            started(_port(site), _port(health_site))
+            started(port, health_port)
         await stop.wait()
         state.draining = True
         log.info("draining", extra={"drain_seconds": settings.drain_seconds})
@@ -306,7 +304,6 @@ async def serve(
         log.info("webhook stopped")
 
 
-def _port(site: web.TCPSite) -> int:
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else 0
+def _port(runner: web.AppRunner) -> int:
+    """The port a runner's (single) site is bound to; useful when it was asked for port 0."""
+    return int(runner.addresses[0][1])
