@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from annotated_types import Ge, Le
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 from rayservice.defaults import DEFAULT_RULES
 from rayservice.models import (
@@ -108,7 +107,7 @@ def _object(model: type[BaseModel]) -> Schema:
     for name, info in model.model_fields.items():
         alias = info.alias or name
         properties[alias] = _schema(info.annotation, list(info.metadata))
-        if _required(info):
+        if info.is_required():
             required.append(alias)
     schema: Schema = {"type": "object", "properties": properties}
     if required:
@@ -116,10 +115,6 @@ def _object(model: type[BaseModel]) -> Schema:
     if not getattr(model, "strict_fields", False):
         schema["x-kubernetes-preserve-unknown-fields"] = True
     return schema
-
-
-def _required(info: FieldInfo) -> bool:
-    return info.is_required()
 
 
 def _cluster_spec_schema() -> Schema:
