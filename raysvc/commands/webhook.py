@@ -59,7 +59,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ip", action="append", default=[], help="extra certificate IP address")
     parser.add_argument("--kubeconfig", help="kubeconfig for --cert-secret (default: in-cluster)")
     parser.add_argument(
-        "--cert-poll-seconds", type=float, default=10.0, help="certificate re-check interval"
+        "--cert-poll-seconds",
+        type=float,
+        help="certificate re-check interval (default: 10 s for --cert-dir, 60 s for --cert-secret)",
     )
     parser.add_argument(
         "--drain-seconds",
@@ -116,7 +118,8 @@ async def _tls(args: argparse.Namespace) -> AsyncIterator[Any]:
         from certs.reload import CertDirWatcher, load_cert_dir
 
         holder = await load_cert_dir(args.cert_dir)
-        async with CertDirWatcher(holder, args.cert_dir, interval=args.cert_poll_seconds):
+        interval = args.cert_poll_seconds or 10.0
+        async with CertDirWatcher(holder, args.cert_dir, interval=interval):
             yield holder.context
         return
 
@@ -146,5 +149,5 @@ async def _tls(args: argparse.Namespace) -> AsyncIterator[Any]:
             webhook_configs=WebhookConfigs(mutating=configs, validating=configs),
         )
         holder = await store.open()
-        async with store.running(holder, interval=args.cert_poll_seconds):
+        async with store.running(holder, interval=args.cert_poll_seconds or 60.0):
             yield holder.context
