@@ -210,3 +210,18 @@ def test_an_object_that_is_not_a_rayservice_is_a_bad_request() -> None:
     review["request"]["object"]["kind"] = "RayCluster"
     with pytest.raises(BadReviewError, match="expected kind RayService"):
         mutate(decode_review(body(review)))
+
+
+@pytest.mark.parametrize("depth", [100, 1015, 5000])
+def test_deeply_nested_objects_are_decided_or_refused_never_crash(depth: int) -> None:
+    obj = sample()
+    obj["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["x"] = "@@"
+    raw = body(admission_review(obj)).replace(b'"@@"', b'{"a":' * depth + b"1" + b"}" * depth)
+    try:
+        request = decode_review(raw)
+    except BadReviewError as exc:
+        assert depth > 1024  # orjson's nesting limit: a 400 for the API server
+        assert "not JSON" in str(exc)
+        return
+    assert mutate(request)[0]["allowed"] is True
+    assert validate(request)[0]["allowed"] is True
