@@ -74,7 +74,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until SIGTERM/SIGINT; 2 for bad arguments or certificates, 1 if the API refuses."""
+    """Run until SIGTERM/SIGINT; 2 for bad arguments or certificates, 1 if the API refuses or
+    the ports cannot be bound."""
     from certs.errors import CertError, StoreError
     from raysvc.logs import configure
 
@@ -94,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"raysvc webhook: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a port in use, an unreadable directory
+        print(
+            f"raysvc webhook: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return EXIT_DENIED
     return EXIT_OK
 
 

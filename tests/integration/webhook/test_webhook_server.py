@@ -6,9 +6,12 @@ import base64
 import copy
 import json
 import signal
+import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
@@ -17,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import Obj, admission_review, put, sample, worker
-from tests.integration.webhook.support import Webhook, review_body, wait_until, write_cert_dir
+from tests.integration.webhook.support import (
+    RAYSVC,
+    Webhook,
+    review_body,
+    wait_until,
+    write_cert_dir,
+)
 
 UID = "4b1f5a7e-0000-4000-8000-000000000001"
 
@@ -343,3 +352,49 @@ def test_rotating_the_certificate_under_load_fails_no_admission(
     # A client trusting only the new CA now gets through: the new certificate is served.
     only_new = ssl.create_default_context(cafile=str(server.cert_dir / "ca.crt"))
     assert server.post("/validate", body, context=only_new)[0] == 200
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    write_cert_dir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [
+                RAYSVC,
+                "webhook",
+                "--cert-dir",
+                str(tmp_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--health-port",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"raysvc webhook: error while attempting to bind on address ('127.0.0.1', {port}): "
+        "address already in use"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_unusable_certificate_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [RAYSVC, "webhook", "--cert-dir", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "raysvc webhook: missing or empty certificate files: tls.crt, tls.key, ca.crt\n"
+    )
