@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from raysvc.cli import EXIT_DENIED
 
 __all__ = ["register"]
 
@@ -45,25 +45,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-class _JsonFormatter(logging.Formatter):
-    _SKIP = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {"message"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update({k: v for k, v in vars(record).items() if k not in self._SKIP})
-        return json.dumps(entry, default=str)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; returns the exit code."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
-    return asyncio.run(_serve(args))
+    """Serve until SIGINT/SIGTERM; 1 (one line on stderr) if it cannot start."""
+    from raysvc.logs import configure
+
+    configure("info")
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:  # a port in use, an unwritable state or kubeconfig file
+        print(f"raysvc localkube: {exc}", file=sys.stderr)
+        return EXIT_DENIED
 
 
 async def _serve(args: argparse.Namespace) -> int:
