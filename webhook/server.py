@@ -27,7 +27,7 @@ import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -123,7 +123,6 @@ class ServerState:
 
     ready: bool = False
     draining: bool = False
-    started: float = field(default_factory=time.monotonic)
 
 
 METRICS: Final = web.AppKey("metrics", Metrics)
@@ -258,13 +257,11 @@ async def serve(
     ssl_context: ssl.SSLContext,
     *,
     stop: asyncio.Event | None = None,
-    started: Callable[[int, int], None] | None = None,
     metrics: Metrics | None = None,
 ) -> None:
     """Run both servers until ``stop`` is set or SIGTERM/SIGINT arrives, then drain and return.
 
-    ``started(port, health_port)`` is called once both listen (with the bound ports, useful
-    when a port is 0).
+    The bound ports (useful when asked for port 0) are in the ``webhook listening`` log line.
     """
     stop = stop or asyncio.Event()
     state = ServerState()
@@ -289,8 +286,6 @@ async def serve(
         state.ready = True
         port, health_port = _port(runner), _port(health_runner)
         log.info("webhook listening", extra={"port": port, "health_port": health_port})
-        if started is not None:
-            started(port, health_port)
         await stop.wait()
         state.draining = True
         log.info("draining", extra={"drain_seconds": settings.drain_seconds})

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rayservice import Evaluation, NotARayServiceError, evaluate
+from rayservice import Evaluation, evaluate
 from rayservice.yamldoc import NotJsonError, YamlError, load_json_documents
 from raysvc.cli import EXIT_DENIED, EXIT_OK, EXIT_USAGE
 
@@ -57,13 +57,8 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"raysvc check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    results: list[Evaluation] = []
-    for obj in new:
-        try:
-            results.append(evaluate(obj, old.get(_key(obj))))
-        except NotARayServiceError as exc:  # pragma: no cover - load_rayservices filters these
-            print(f"raysvc check: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    # load_rayservices keeps RayService documents only, so evaluate cannot refuse one.
+    results = [evaluate(obj, old.get(_key(obj))) for obj in new]
     if args.output == "json":
         render_json(results, sys.stdout)
     else:

@@ -8,6 +8,7 @@ through a Service, trusting only that injected caBundle.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -194,7 +195,7 @@ def test_the_webhook_injected_its_ca_into_both_configurations(cluster: Cluster) 
         bundle = cluster.kubectl(
             "get", kind, "raysvc", "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"
         ).out
-        assert "BEGIN CERTIFICATE" in __import__("base64").b64decode(bundle).decode()
+        assert "BEGIN CERTIFICATE" in base64.b64decode(bundle).decode()
     secret = json.loads(
         cluster.kubectl(
             "get", "secret", "-n", "raysvc-system", "raysvc-webhook-tls", "-o", "json"
