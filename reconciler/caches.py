@@ -1,0 +1,84 @@
+"""The informer caches the controllers share, and how their objects are indexed.
+
+One process watches each kind once, whichever controllers run: RayServices, RayClusters, the Pods
+KubeRay-style clusters are made of (label ``ray.io/node-type``, as KubeRay's own cache narrows
+them) and Services. Indexes find what belongs together without scanning:
+
+- ``owner``: the uid of an object's controller ownerReference;
+- ``cluster``: ``<namespace>/<ray.io/cluster label>`` (Pods and per-cluster Services);
+- ``origin``: ``<namespace>/<ray.io/originated-from-cr-name label>`` (RayClusters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reconciler.informer import Informer
+from reconciler.kube import KubeClient, kind_of
+
+__all__ = ["CLUSTER", "ORIGIN", "OWNER", "Caches", "controller_uid"]
+
+OWNER: Final = "owner"
+CLUSTER: Final = "cluster"
+ORIGIN: Final = "origin"
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controlling owner, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller") and ref.get("uid"):
+            return str(ref["uid"])
+    return None
+
+
+def _owner(obj: Mapping[str, Any]) -> Iterable[str]:
+    uid = controller_uid(obj)
+    return (uid,) if uid else ()
+
+
+def _label_index(label: str) -> Any:
+    def index(obj: Mapping[str, Any]) -> Iterable[str]:
+        meta = obj.get("metadata") or {}
+        value = (meta.get("labels") or {}).get(label)
+        return (f"{meta.get('namespace', '')}/{value}",) if value else ()
+
+    return index
+
+
+@dataclass(frozen=True)
+class Caches:
+    """The shared informers (start them with :meth:`informers`)."""
+
+    rayservices: Informer
+    rayclusters: Informer
+    pods: Informer
+    services: Informer
+
+    @classmethod
+    def build(cls, kube: KubeClient, *, namespaces: Sequence[str] = ()) -> Caches:
+        def informer(api_version: str, kind: str, selector: str = "") -> Informer:
+            return Informer(
+                kube, kind_of(api_version, kind), namespaces=namespaces, label_selector=selector
+            )
+
+        caches = cls(
+            rayservices=informer("ray.io/v1", "RayService"),
+            rayclusters=informer("ray.io/v1", "RayCluster"),
+            pods=informer("v1", "Pod", "ray.io/node-type"),
+            services=informer("v1", "Service"),
+        )
+        caches.rayclusters.add_index(OWNER, _owner)
+        caches.rayclusters.add_index(ORIGIN, _label_index("ray.io/originated-from-cr-name"))
+        caches.pods.add_index(CLUSTER, _label_index("ray.io/cluster"))
+        caches.services.add_index(OWNER, _owner)
+        caches.services.add_index(CLUSTER, _label_index("ray.io/cluster"))
+        return caches
+
+    def informers(self) -> list[Informer]:
+        return [self.rayservices, self.rayclusters, self.pods, self.services]
+
+    def by_kind(self) -> dict[tuple[str, str], Informer]:
+        """For read-your-writes: the cache of each kind."""
+        return {(i.kind.api_version, i.kind.kind): i for i in self.informers()}

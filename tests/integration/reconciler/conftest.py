@@ -1,0 +1,166 @@
+"""Fixtures of the reconciler's integration tests: a localkube of their own with raysvc's CRDs,
+the real webhook registered in it over TLS, fake Ray below, and the reconciler in-process.
+
+The session's API server serves ``raysvc crds`` (the standalone profile), and the mutating and
+validating webhook configurations point at a real ``raysvc webhook`` process, so every
+RayService a test applies is defaulted, validated and annotated as in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from kubernetes_asyncio import client
+
+from localkube import LocalKube, Settings
+from rayservice.crd import rayservice_crds
+from reconciler.manager import Reconciler, ReconcilerSettings
+from reconciler.rayservice.observed import PlanSettings
+from tests.integration.reconciler.fakeray import FakeNodes
+from tests.integration.webhook.support import Webhook, write_cert_dir
+
+FAST = PlanSettings(busy_poll=0.2, idle_poll=1.0)
+NO_WEBHOOK_LABEL = "test.raysvc.io/no-webhook"
+
+
+def _hook(kind: str, url: str, ca: str) -> dict[str, Any]:
+    return {
+        "name": f"{kind}.raysvc.io",
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "timeoutSeconds": 10,
+        "clientConfig": {"url": url, "caBundle": ca},
+        # a namespace labelled so plays "the webhook was away"
+        "namespaceSelector": {
+            "matchExpressions": [{"key": NO_WEBHOOK_LABEL, "operator": "DoesNotExist"}]
+        },
+        "rules": [
+            {
+                "apiGroups": ["ray.io"],
+                "apiVersions": ["v1", "v1alpha1"],
+                "resources": ["rayservices"],
+                "operations": ["CREATE", "UPDATE"],
+            }
+        ],
+    }
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def rk_kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalKube]:
+    """A localkube serving raysvc's CRDs, with the real webhook registered."""
+    cert_dir = tmp_path_factory.mktemp("rk-certs")
+    ca = write_cert_dir(cert_dir)
+    webhook = await asyncio.to_thread(Webhook, cert_dir)
+    bundle = base64.b64encode(ca.cert_pem()).decode()
+    async with LocalKube(Settings()) as kube:
+        async with client.ApiClient(client.Configuration(host=kube.url)) as api:
+            ext = client.ApiextensionsV1Api(api)
+            for crd in rayservice_crds():
+                await ext.create_custom_resource_definition(crd)  # type: ignore[arg-type]
+            admission = client.AdmissionregistrationV1Api(api)
+            base = f"https://127.0.0.1:{webhook.port}"
+            await admission.create_mutating_webhook_configuration(
+                {
+                    "metadata": {"name": "raysvc"},
+                    "webhooks": [_hook("mutate", f"{base}/mutate", bundle)],
+                }  # type: ignore[arg-type]
+            )
+            await admission.create_validating_webhook_configuration(
+                {
+                    "metadata": {"name": "raysvc"},
+                    "webhooks": [_hook("validate", f"{base}/validate", bundle)],
+                }  # type: ignore[arg-type]
+            )
+        try:
+            yield kube
+        finally:
+            await asyncio.to_thread(webhook.stop)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def rk_api(rk_kube: LocalKube) -> AsyncIterator[client.ApiClient]:
+    async with client.ApiClient(client.Configuration(host=rk_kube.url)) as api:
+        yield api
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def namespace(rk_api: client.ApiClient) -> AsyncIterator[str]:
+    name = f"rs-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(rk_api)
+    await core.create_namespace({"metadata": {"name": name}})  # type: ignore[arg-type]
+    yield name
+    await core.delete_namespace(name)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def unhooked_namespace(rk_api: client.ApiClient) -> AsyncIterator[str]:
+    """A namespace the webhook configurations do not select."""
+    name = f"rs-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(rk_api)
+    body = {"metadata": {"name": name, "labels": {NO_WEBHOOK_LABEL: "true"}}}
+    await core.create_namespace(body)  # type: ignore[arg-type]
+    yield name
+    await core.delete_namespace(name)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def nodes(rk_api: client.ApiClient, namespace: str) -> AsyncIterator[FakeNodes]:
+    async with FakeNodes(rk_api, namespace) as fake:
+        yield fake
+
+
+class Clock:
+    """A clock tests can move forward (thresholds and delays without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += dt.timedelta(seconds=seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_reconciler(
+    api: client.ApiClient,
+    namespace: str,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    plan: PlanSettings = FAST,
+) -> AsyncIterator[Reconciler]:
+    settings = ReconcilerSettings(
+        namespaces=(namespace,),
+        plan=plan,
+        health_host="127.0.0.1",
+        health_port=0,
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+    )
+    reconciler = Reconciler(api, settings, **({"clock": clock} if clock else {}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(reconciler.run(stop))
+    try:
+        yield reconciler
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "rayservice-sample.yaml"
