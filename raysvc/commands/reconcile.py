@@ -76,6 +76,12 @@ def register(subparsers: Any) -> None:
         help="how often a healthy RayService's dashboard is asked for its status (default: 60)",
     )
     parser.add_argument(
+        "--busy-poll-seconds",
+        type=float,
+        default=2.0,
+        help="how often a RayService that is changing is looked at again (default: 2)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=("debug", "info", "warning"),
@@ -103,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("raysvc reconcile: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if not all(0 < s <= 86400 for s in (args.idle_poll_seconds, args.busy_poll_seconds)):
+        print("raysvc reconcile: poll intervals must be between 0 and 86400 s", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return asyncio.run(_run(args, controllers))
     except OSError as exc:  # a port in use, an unreachable API
@@ -124,7 +133,7 @@ async def _run(args: argparse.Namespace, controllers: tuple[str, ...]) -> int:
         namespaces=tuple(args.namespace),
         controllers=controllers,
         workers=args.workers,
-        plan=PlanSettings(idle_poll=args.idle_poll_seconds),
+        plan=PlanSettings(idle_poll=args.idle_poll_seconds, busy_poll=args.busy_poll_seconds),
         leader_elect=args.leader_elect,
         lease_namespace=args.leader_election_namespace
         or os.environ.get("POD_NAMESPACE")

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,12 +20,9 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube, Settings
 from rayservice.crd import rayservice_crds
-from reconciler.manager import Reconciler, ReconcilerSettings
-from reconciler.rayservice.observed import PlanSettings
 from tests.integration.reconciler.fakeray import FakeNodes
 from tests.integration.webhook.support import Webhook, write_cert_dir
 
-FAST = PlanSettings(busy_poll=0.2, idle_poll=1.0)
 NO_WEBHOOK_LABEL = "test.raysvc.io/no-webhook"
 
 
@@ -117,50 +111,3 @@ async def unhooked_namespace(rk_api: client.ApiClient) -> AsyncIterator[str]:
 async def nodes(rk_api: client.ApiClient, namespace: str) -> AsyncIterator[FakeNodes]:
     async with FakeNodes(rk_api, namespace) as fake:
         yield fake
-
-
-class Clock:
-    """A clock tests can move forward (thresholds and delays without waiting)."""
-
-    def __init__(self) -> None:
-        self.offset = dt.timedelta()
-
-    def __call__(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += dt.timedelta(seconds=seconds)
-
-
-@contextlib.asynccontextmanager
-async def running_reconciler(
-    api: client.ApiClient,
-    namespace: str,
-    *,
-    clock: Callable[[], dt.datetime] | None = None,
-    plan: PlanSettings = FAST,
-) -> AsyncIterator[Reconciler]:
-    settings = ReconcilerSettings(
-        namespaces=(namespace,),
-        plan=plan,
-        health_host="127.0.0.1",
-        health_port=0,
-        metrics_host="127.0.0.1",
-        metrics_port=0,
-    )
-    reconciler = Reconciler(api, settings, **({"clock": clock} if clock else {}))
-    stop = asyncio.Event()
-    task = asyncio.create_task(reconciler.run(stop))
-    try:
-        yield reconciler
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-SAMPLE = Path(__file__).resolve().parents[3] / "examples" / "rayservice-sample.yaml"

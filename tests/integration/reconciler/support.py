@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes_asyncio import client
 
+from localkube.kube import kubeconfig
+from reconciler.manager import Reconciler, ReconcilerSettings
+from reconciler.rayservice.observed import PlanSettings
 from tests.builders import Obj, sample
+
+RAYSVC = str(Path(sys.executable).with_name("raysvc"))
+FAST = PlanSettings(busy_poll=0.2, idle_poll=1.0)
 
 T = TypeVar("T")
 
@@ -111,3 +126,102 @@ def _event_time(event: Obj) -> tuple[str, str]:
 
 def selected_cluster(service: Obj) -> str:
     return str((service.get("spec") or {}).get("selector", {}).get("ray.io/cluster", ""))
+
+
+class ReconcilerProcess:
+    """``raysvc reconcile`` as a separate process (so it can be SIGKILLed), and its log."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, *extra: str) -> None:
+        self.log: list[dict[str, Any]] = []
+        self.process = subprocess.Popen(
+            [
+                RAYSVC,
+                "reconcile",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                namespace,
+                "--health-host",
+                "127.0.0.1",
+                "--health-port",
+                "0",
+                "--metrics-host",
+                "127.0.0.1",
+                "--metrics-port",
+                "0",
+                "--idle-poll-seconds",
+                "1",
+                "--busy-poll-seconds",
+                "0.2",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            try:
+                self.log.append(json.loads(line))
+            except json.JSONDecodeError:
+                self.log.append({"message": line.rstrip()})
+
+    def said(self, message: str) -> bool:
+        return any(entry.get("message") == message for entry in list(self.log))
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(30)
+        self._reader.join(10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return code
+
+
+def write_kubeconfig(url: str, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(kubeconfig(url)))
+    return path
+
+
+class Clock:
+    """A clock tests can move forward (thresholds and delays without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += dt.timedelta(seconds=seconds)
+
+
+@contextlib.asynccontextmanager
+async def running_reconciler(
+    api: client.ApiClient,
+    namespace: str,
+    *,
+    clock: Callable[[], dt.datetime] | None = None,
+    plan: PlanSettings = FAST,
+) -> AsyncIterator[Reconciler]:
+    settings = ReconcilerSettings(
+        namespaces=(namespace,),
+        plan=plan,
+        health_host="127.0.0.1",
+        health_port=0,
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+    )
+    reconciler = Reconciler(api, settings, **({"clock": clock} if clock else {}))
+    stop = asyncio.Event()
+    task = asyncio.create_task(reconciler.run(stop))
+    try:
+        yield reconciler
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -10,9 +10,13 @@ import pytest
 from kubernetes_asyncio import client
 
 from tests.builders import put, sample
-from tests.integration.reconciler.conftest import running_reconciler
 from tests.integration.reconciler.fakeray import FakeNodes
-from tests.integration.reconciler.support import Cluster, eventually, selected_cluster
+from tests.integration.reconciler.support import (
+    Cluster,
+    eventually,
+    running_reconciler,
+    selected_cluster,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,9 +16,13 @@ from kubernetes_asyncio import client
 from localkube import LocalKube
 from reconciler.rayservice.observed import PlanSettings
 from tests.builders import get, put, sample
-from tests.integration.reconciler.conftest import running_reconciler
 from tests.integration.reconciler.fakeray import FakeNodes, submitted_prices
-from tests.integration.reconciler.support import Cluster, eventually, selected_cluster
+from tests.integration.reconciler.support import (
+    Cluster,
+    eventually,
+    running_reconciler,
+    selected_cluster,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,0 +1,182 @@
+"""The reconciler loses nothing: SIGKILLed at every step of an upgrade, faced with conflicts,
+errors, dropped watches and expired versions, and run as two replicas with leader election."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from localkube import LocalKube
+from tests.builders import put, sample
+from tests.integration.reconciler.fakeray import FakeNodes, submitted_prices
+from tests.integration.reconciler.support import (
+    Cluster,
+    ReconcilerProcess,
+    eventually,
+    running_reconciler,
+    selected_cluster,
+    write_kubeconfig,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _annotation(cluster: dict[str, Any], key: str) -> str | None:
+    value = (cluster["metadata"].get("annotations") or {}).get(key)
+    return str(value) if value is not None else None
+
+
+async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without_duplicates(
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes, tmp_path: Path
+) -> None:
+    kube = Cluster(rk_api, namespace)
+    config = write_kubeconfig(rk_kube.url, tmp_path / "kubeconfig")
+    await kube.create(put(sample(), "spec.rayClusterDeletionDelaySeconds", 3))
+    process = ReconcilerProcess(config, namespace)
+    try:
+        rs = await eventually(kube.running)
+        old = rs["status"]["activeServiceStatus"]["rayClusterName"]
+        old_head = nodes.head(old)
+        submitted_before = len(old_head.submissions)
+        process.kill()
+
+        await kube.update(
+            lambda rs: (
+                put(rs, "spec.rayClusterConfig.rayVersion", "2.100.0"),
+                rs["spec"].update(
+                    serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 3", "price: 4")
+                ),
+            )
+        )
+
+        async def two_clusters() -> str:
+            names = [c["metadata"]["name"] for c in await kube.live_clusters()]
+            return next((n for n in names if n != old), "")
+
+        async def new_has_config() -> bool:
+            new = await two_clusters()
+            return bool(new) and new in nodes.heads and bool(nodes.head(new).submissions)
+
+        async def switched() -> bool:
+            services = await kube.services()
+            return selected_cluster(services["rayservice-sample-serve-svc"]) not in ("", old)
+
+        deadlines: list[str] = []
+
+        async def old_marked() -> bool:
+            for cluster in await kube.rayclusters():
+                if cluster["metadata"]["name"] == old:
+                    value = _annotation(cluster, "raysvc.io/delete-after")
+                    if value:
+                        deadlines.append(value)
+                    return value is not None
+            return False
+
+        async def old_gone() -> bool:
+            return old not in [c["metadata"]["name"] for c in await kube.rayclusters()]
+
+        for step in (two_clusters, new_has_config, switched, old_marked, old_gone):
+            process = ReconcilerProcess(config, namespace)
+            await eventually(step, within=30)
+            process.kill()
+        process = ReconcilerProcess(config, namespace)
+        rs = await eventually(kube.running, within=30)
+        new = rs["status"]["activeServiceStatus"]["rayClusterName"]
+        assert new != old
+        assert [c["metadata"]["name"] for c in await kube.rayclusters()] == [new]
+        services = await kube.services()
+        assert selected_cluster(services["rayservice-sample-head-svc"]) == new
+        assert selected_cluster(services["rayservice-sample-serve-svc"]) == new
+        assert sorted(nodes.heads) == sorted([old, new])  # no third cluster was ever made
+        new_head = nodes.head(new)
+        assert len(new_head.submissions) == 1  # no duplicate submission
+        assert submitted_prices(new_head) == {"price": 4}
+        assert len(old_head.submissions) == submitted_before  # nothing went to the old one
+        assert len(set(deadlines)) == 1  # the deletion delay was not restarted
+        assert not [
+            p for p in await kube.pods() if p["metadata"]["labels"]["ray.io/cluster"] == old
+        ]
+    finally:
+        process.kill()
+
+
+async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop_it(
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes
+) -> None:
+    kube = Cluster(rk_api, namespace)
+    faults = rk_kube.faults
+    faults.fail(409, verb="patch", resource="rayservices", namespace=namespace, times=3)
+    faults.fail(500, verb="create", resource="rayclusters", namespace=namespace, times=2)
+    faults.fail(409, verb="create", resource="services", namespace=namespace, times=1)
+    try:
+        await kube.create()
+        async with running_reconciler(rk_api, namespace):
+            rs = await eventually(kube.running)
+            cluster = rs["status"]["activeServiceStatus"]["rayClusterName"]
+            head = nodes.head(cluster)
+            # watches end and the history is compacted: the caches must list again (410)
+            rk_kube.compact()
+            faults.drop_watches()
+            await kube.update(
+                lambda rs: rs["spec"].update(
+                    serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 3", "price: 7")
+                )
+            )
+            await eventually(lambda: _async(submitted_prices(head) == {"price": 7}))
+            faults.drop_watches()
+            faults.fail(500, verb="list", resource="pods", times=2)
+            await kube.update(
+                lambda rs: rs["spec"].update(
+                    serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 7", "price: 8")
+                )
+            )
+            await eventually(lambda: _async(submitted_prices(head) == {"price": 8}))
+            assert len(await kube.live_clusters()) == 1
+    finally:
+        faults.clear()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies(
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes, tmp_path: Path
+) -> None:
+    kube = Cluster(rk_api, namespace)
+    config = write_kubeconfig(rk_kube.url, tmp_path / "kubeconfig")
+    election = ("--leader-elect", "--leader-election-namespace", namespace)
+    first = ReconcilerProcess(config, namespace, *election)
+    await eventually(lambda: _async(first.said("leading")), within=15)
+    second = ReconcilerProcess(config, namespace, *election)
+    try:
+        await eventually(lambda: _async(second.said("caches synced")), within=15)
+        await kube.create()
+        rs = await eventually(kube.running)
+        assert not second.said("leading")
+        assert not second.said("object created")
+        coordination = client.CoordinationV1Api(rk_api)
+        lease = await coordination.read_namespaced_lease("raysvc-reconciler", namespace)
+        leader = lease.spec.holder_identity
+        first.kill()
+        head = nodes.head(rs["status"]["activeServiceStatus"]["rayClusterName"])
+        await kube.update(
+            lambda rs: rs["spec"].update(
+                serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 3", "price: 9")
+            )
+        )
+        loop = asyncio.get_running_loop()
+        killed = loop.time()
+        await eventually(lambda: _async(submitted_prices(head) == {"price": 9}), within=30)
+        took = loop.time() - killed
+        assert second.said("leading")
+        lease = await coordination.read_namespaced_lease("raysvc-reconciler", namespace)
+        assert lease.spec.holder_identity != leader
+        assert took < 20, f"the second replica took over after {took:.1f}s"
+    finally:
+        first.kill()
+        second.kill()
