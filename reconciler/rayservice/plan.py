@@ -43,7 +43,7 @@ from reconciler.actions import (
     WriteStatus,
     ref_of,
 )
-from reconciler.rayservice import build, names
+from reconciler.rayservice import build, names, upkeep
 from reconciler.rayservice.observed import ClusterView, Observed, PlanSettings
 from reconciler.rayservice.status import cluster_status, desired_status, rfc3339
 from reconciler.rayservice.status import unhealthy_since as _unhealthy_since
@@ -170,8 +170,8 @@ class _Planner:
         self.clusters()
         self.submit()
         self.services()
-        self.head_labels()
-        self.bounds()
+        self.actions.extend(upkeep.head_labels(self.o, (self.active, self.pending)))
+        self.actions.extend(upkeep.bounds(self.o, (self.active, self.pending), self.rs_ref))
         self.dangling()
         return self.finish()
 
@@ -354,115 +354,32 @@ class _Planner:
 
     def services(self) -> None:
         pending, active = self.pending, self.active
-        switch_to = pending if pending is not None and self.ready(pending) else active
-        if switch_to is None:
+        target = pending if pending is not None and self.ready(pending) else active
+        if target is None:
             return
-        rs = self.o.rayservice
-        why = f"route to {switch_to.name}"
-        for desired in (
-            build.head_service(rs, switch_to.obj),
-            build.serve_service(rs, switch_to.obj),
-        ):
-            name = desired["metadata"]["name"]
-            live = self.o.services.get(name)
-            if live is None:
-                self.actions.append(Create(desired, why=why))
-                continue
-            patch = build.service_patch(desired, live)
-            if patch is not None:
-                self.actions.append(
-                    MergePatch(
-                        ref_of(live, precondition=True), patch, why=f"route to {switch_to.name}"
-                    )
-                )
-        serve_name = names.serve_service_name(rs)
-        for name, live in self.o.services.items():
-            labels = (live.get("metadata") or {}).get("labels") or {}
-            if (
-                labels.get(names.SERVE_LABEL) == f"{self.o.meta['name']}-serve"
-                and name != serve_name
-            ):
-                self.actions.append(
-                    Delete(ref_of(live, precondition=True), why="spec.serveService renamed it")
-                )
-        if switch_to is pending:
-            old = active
-            self.active, self.pending = pending, None
-            if old is None:
-                self.event(
-                    "Normal",
-                    "ServiceReady",
-                    f"the applications run on {pending.name}: the head and serve Services "
-                    "point at it",
-                )
-            else:
-                delay = self.deletion_delay
-                self.event(
-                    "Normal",
-                    "TrafficSwitched",
-                    f"traffic moved from {old.name} to {pending.name}; {old.name} is deleted "
-                    f"in {delay}s",
-                )
+        self.actions.extend(upkeep.route(self.o, target))
+        if target is not pending:
+            return
+        self.active, self.pending = pending, None
+        if active is None:
+            self.event(
+                "Normal",
+                "ServiceReady",
+                f"the applications run on {pending.name}: the head and serve Services point at it",
+            )
+        else:
+            self.event(
+                "Normal",
+                "TrafficSwitched",
+                f"traffic moved from {active.name} to {pending.name}; {active.name} is deleted "
+                f"in {self.deletion_delay}s",
+            )
 
     @property
     def deletion_delay(self) -> int:
         return _seconds(
             self.o.spec.get("rayClusterDeletionDelaySeconds"), self.s.deletion_delay_default
         )
-
-    def head_labels(self) -> None:
-        exclude = bool(self.o.spec.get("excludeHeadPodFromServeSvc"))
-        for cluster in (self.active, self.pending):
-            if cluster is None or cluster.head is None or cluster.proxy_healthy is None:
-                continue
-            want = "false" if exclude else ("true" if cluster.proxy_healthy else "false")
-            if cluster.head.serve_label != want:
-                ref = Ref("v1", "Pod", str(self.o.meta["namespace"]), cluster.head.name)
-                self.actions.append(
-                    MergePatch(
-                        ref,
-                        {"metadata": {"labels": {names.SERVE_LABEL: want}}},
-                        why="the head's Serve proxy health",
-                    )
-                )
-
-    def bounds(self) -> None:
-        goal_groups = {
-            g.get("groupName"): g
-            for g in self.o.goal.cluster_spec.get("workerGroupSpecs") or []
-            if isinstance(g, Mapping)
-        }
-        for cluster in (self.active, self.pending):
-            if cluster is None:
-                continue
-            ops: list[dict[str, Any]] = []
-            for index, group in enumerate(cluster.spec.get("workerGroupSpecs") or []):
-                want = goal_groups.get(group.get("groupName"))
-                if want is None:
-                    continue
-                changed = [
-                    key
-                    for key in ("minReplicas", "maxReplicas")
-                    if key in want and group.get(key) != want[key]
-                ]
-                if not changed:
-                    continue
-                base = f"/spec/workerGroupSpecs/{index}"
-                ops.append({"op": "test", "path": f"{base}/groupName", "value": group["groupName"]})
-                ops.extend(
-                    {"op": "add", "path": f"{base}/{key}", "value": want[key]} for key in changed
-                )
-            if ops:
-                self.actions.append(
-                    JsonPatch(
-                        ref_of(cluster.obj, precondition=True), ops, why="scale bounds changed"
-                    )
-                )
-                self.event(
-                    "Normal",
-                    "ScaleBoundsUpdated",
-                    f"minReplicas/maxReplicas applied to {cluster.name} in place",
-                )
 
     def dangling(self) -> None:
         keep = {c.name for c in (self.active, self.pending) if c is not None}
