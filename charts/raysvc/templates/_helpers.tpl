@@ -128,3 +128,12 @@ matchExpressions:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Annotations of both webhook configurations: cert-manager injects the CA where enabled. */}}
+{{- define "raysvc.webhookAnnotations" -}}
+{{- if .Values.certManager.enabled }}
+annotations:
+  # cert-manager's CA injector copies the Certificate's ca.crt into every caBundle.
+  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "raysvc.webhookName" . }}
+{{- end }}
+{{- end -}}
