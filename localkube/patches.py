@@ -61,8 +61,25 @@ for _group in ("containers", "initContainers", "ephemeralContainers"):
     for _sub, _key in _CONTAINER_KEYS.items():
         _POD_KEYS[("spec", _group, *_sub)] = _key
 
+
+def _under(prefix: tuple[str, ...]) -> dict[tuple[str, ...], str]:
+    """The Pod spec's merge keys inside a pod template at ``prefix``."""
+    return {(*prefix, *path[1:]): key for path, key in _POD_KEYS.items() if path[0] == "spec"}
+
+
+_CONDITIONS: dict[tuple[str, ...], str] = {("status", "conditions"): "type"}
+_TEMPLATE = _under(("spec", "template", "spec"))
+_STATEFUL = {**_TEMPLATE, **_CONDITIONS}
+
 MERGE_KEYS: dict[str, dict[tuple[str, ...], str]] = {
     "Pod": _POD_KEYS,
+    "Deployment": _STATEFUL,
+    "ReplicaSet": _STATEFUL,
+    "StatefulSet": _STATEFUL,
+    "DaemonSet": _STATEFUL,
+    "Job": _STATEFUL,
+    "CronJob": {**_under(("spec", "jobTemplate", "spec", "template", "spec")), **_CONDITIONS},
+    "PodDisruptionBudget": _CONDITIONS,
     "Service": {("spec", "ports"): "port", ("status", "conditions"): "type"},
     "ServiceAccount": {("secrets",): "name", ("imagePullSecrets",): "name"},
     "Namespace": {("status", "conditions"): "type"},

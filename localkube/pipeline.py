@@ -232,7 +232,9 @@ class Pipeline:
             schema.prune(obj, info.schema if info else None)
             schema.apply_defaults(obj, info.schema if info else None)
 
-    def _validate(self, rt: ResourceType, version: str, obj: Obj, name: str) -> None:
+    def _validate(
+        self, rt: ResourceType, version: str, obj: Obj, name: str, *, old: Obj | None = None
+    ) -> None:
         causes: list[Cause] = []
         if name:
             causes += schema.validate_name(rt.kind, name)
@@ -241,6 +243,8 @@ class Pipeline:
             causes += schema.validate(obj, info.schema if info else None)
         else:
             causes += strategies.validate_builtin(rt.kind, obj)
+            if old is not None:
+                causes += strategies.validate_builtin_update(rt.kind, old, obj)
         for key, labels in (
             ("labels", _meta(obj).get("labels")),
             ("annotations", _meta(obj).get("annotations")),
@@ -474,7 +478,7 @@ class Pipeline:
         meta["creationTimestamp"] = now_rfc3339()
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)
-        if rt.custom or rt.key == CRD_KEY:
+        if rt.tracks_generation:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
@@ -603,9 +607,9 @@ class Pipeline:
                     )
                 ],
             )
-        if (rt.custom or rt.key == CRD_KEY) and _spec_part(new) != _spec_part(old):
+        if rt.tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
-        self._validate(rt, version, new, name)
+        self._validate(rt, version, new, name, old=old)
         if not applied:
             requested = meta.get("managedFields")
             if requested is None or requested == old_meta.get("managedFields"):
@@ -964,7 +968,7 @@ class Pipeline:
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = now_rfc3339()
                 meta["deletionGracePeriodSeconds"] = 0
-                if rt.custom or rt.key == CRD_KEY:
+                if rt.tracks_generation:
                     meta["generation"] = int(meta.get("generation") or 1) + 1
             if rt.key == NAMESPACE_KEY:
                 new.setdefault("status", {})["phase"] = "Terminating"

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from localkube import discovery, errors, tables
+from localkube import discovery, errors, protobuf, tables
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -117,6 +117,30 @@ def _dedupe(items: list[str]) -> list[str]:
     return seen
 
 
+def _wants_protobuf(request: web.Request) -> bool:
+    """True when the client's first choice is plain protobuf (not a Table, not a stream)."""
+    first = request.headers.get("Accept", "").split(",")[0].strip()
+    media, *params = [p.strip() for p in first.split(";")]
+    return media == protobuf.MEDIA_TYPE and not any(p.startswith("as=") for p in params)
+
+
+def _as_protobuf(response: web.Response) -> web.Response:
+    """The same answer encoded as protobuf, when its kind has a message (else unchanged)."""
+    if response.content_type != "application/json" or not isinstance(response.body, bytes):
+        return response
+    try:
+        body = json.loads(response.body)
+    except ValueError:
+        return response
+    encoded = protobuf.encode(body) if isinstance(body, dict) else None
+    if encoded is None:
+        return response
+    converted = web.Response(status=response.status, body=encoded, content_type=protobuf.MEDIA_TYPE)
+    for warning in response.headers.getall("Warning", []):
+        converted.headers.add("Warning", warning)
+    return converted
+
+
 def _error(error: ApiError) -> web.Response:
     return _json(error.status(), error.code)
 
@@ -169,6 +193,8 @@ class Handler:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
             response = _error(errors.too_large("the request body is too large"))
+        if isinstance(response, web.Response) and _wants_protobuf(request):
+            response = _as_protobuf(response)
         log.debug(
             "request served",
             extra={"method": request.method, "path": request.path_qs, "code": response.status},
@@ -275,16 +301,19 @@ class Handler:
 
     async def _json_body(self, request: web.Request, target: Target) -> Any:
         content_type = request.content_type or "application/json"
-        if content_type not in (
-            "application/json",
-            "application/yaml",
-            "*/*",
-            "application/octet-stream",
-        ):
-            raise errors.unsupported_media_type(
-                content_type, ["application/json", "application/yaml"]
-            )
+        accepted = ["application/json", "application/yaml"]
+        if not target.rt.custom:
+            accepted.append(protobuf.MEDIA_TYPE)
+        if content_type not in (*accepted, "*/*", "application/octet-stream"):
+            raise errors.unsupported_media_type(content_type, accepted)
         raw = await self._body(request)
+        if content_type == protobuf.MEDIA_TYPE:
+            try:
+                return protobuf.decode(raw)
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(
+                    f"Object '{target.rt.kind}' cannot be decoded from protobuf: {e}"
+                ) from e
         try:
             if content_type == "application/yaml":
                 return yaml.safe_load(raw.decode())
@@ -370,8 +399,11 @@ class Handler:
         options: dict[str, Any] = {}
         if raw.strip():
             try:
-                decoded = json.loads(raw)
-            except ValueError as e:
+                if raw.startswith(protobuf.MAGIC):
+                    decoded: Any = protobuf.decode(raw)
+                else:
+                    decoded = json.loads(raw)
+            except (ValueError, protobuf.ProtobufError) as e:
                 raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
             if not isinstance(decoded, dict):
                 raise errors.bad_request("DeleteOptions must be an object")

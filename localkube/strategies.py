@@ -16,10 +16,17 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from localkube import workloads
+from localkube.apitypes import version_priority
 from localkube.errors import Cause
-from localkube.resources import version_priority
 
-__all__ = ["ClusterIPs", "prepare_create", "prepare_update", "validate_builtin"]
+__all__ = [
+    "ClusterIPs",
+    "prepare_create",
+    "prepare_update",
+    "validate_builtin",
+    "validate_builtin_update",
+]
 
 Obj = dict[str, Any]
 
@@ -56,23 +63,9 @@ def prepare_create(kind: str, obj: Obj, ips: ClusterIPs) -> None:
         meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
     elif kind == "Pod":
         spec = obj.setdefault("spec", {})
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("schedulerName", "default-scheduler")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("serviceAccountName", "default")
-        spec.setdefault("securityContext", {})
-        for container in [*spec.get("containers", []), *spec.get("initContainers", [])]:
-            if isinstance(container, dict):
-                image = str(container.get("image", ""))
-                latest = ":" not in image.rpartition("/")[2] or image.endswith(":latest")
-                container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-                container.setdefault("terminationMessagePath", "/dev/termination-log")
-                container.setdefault("terminationMessagePolicy", "File")
-                container.setdefault("resources", {})
-                for port in container.get("ports") or []:
-                    if isinstance(port, dict):
-                        port.setdefault("protocol", "TCP")
+        if isinstance(spec, dict):
+            workloads.default_pod_spec(spec)
+            spec.setdefault("serviceAccountName", "default")
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif kind == "Service":
         spec = obj.setdefault("spec", {})
@@ -98,6 +91,8 @@ def prepare_create(kind: str, obj: Obj, ips: ClusterIPs) -> None:
         _default_crd(obj)
     elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         _default_webhooks(obj, mutating=kind.startswith("Mutating"))
+    else:
+        workloads.prepare_create(kind, obj)
 
 
 def prepare_update(kind: str, old: Mapping[str, Any], new: Obj) -> None:
@@ -126,6 +121,8 @@ def prepare_update(kind: str, old: Mapping[str, Any], new: Obj) -> None:
         _default_crd(new, old)
     elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         _default_webhooks(new, mutating=kind.startswith("Mutating"))
+    else:
+        workloads.prepare_update(kind, old, new)
 
 
 def _fold_string_data(obj: Obj) -> None:
@@ -207,24 +204,18 @@ def validate_builtin(kind: str, obj: Mapping[str, Any]) -> list[Cause]:
         return _validate_crd(obj)
     if kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
         return _validate_webhooks(obj)
-    return []
+    return workloads.validate(kind, obj)
+
+
+def validate_builtin_update(
+    kind: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[Cause]:
+    """What an update of a built-in ``kind`` may not change (immutable fields)."""
+    return workloads.validate_update(kind, old, new)
 
 
 def _validate_pod(obj: Mapping[str, Any]) -> list[Cause]:
-    containers = (obj.get("spec") or {}).get("containers")
-    if not containers:
-        return [Cause("FieldValueRequired", "Required value", "spec.containers")]
-    errors = []
-    for i, container in enumerate(containers):
-        if not isinstance(container, dict) or not container.get("name"):
-            errors.append(
-                Cause("FieldValueRequired", "Required value", f"spec.containers[{i}].name")
-            )
-        if not isinstance(container, dict) or not container.get("image"):
-            errors.append(
-                Cause("FieldValueRequired", "Required value", f"spec.containers[{i}].image")
-            )
-    return errors
+    return workloads.validate_pod_spec(obj.get("spec"), "spec")
 
 
 def _validate_crd(obj: Mapping[str, Any]) -> list[Cause]:

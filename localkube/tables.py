@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from localkube.resources import PrinterColumn, ResourceType
+from localkube.apitypes import PrinterColumn, ResourceType
 
 __all__ = ["human_duration", "jsonpath_values", "to_table", "wants_table"]
 
@@ -106,6 +106,8 @@ def _age(timestamp: Any, now: datetime) -> str:
 
 
 def _cell(column: PrinterColumn, obj: Mapping[str, Any], now: datetime) -> Any:
+    if column.cell is not None:
+        return column.cell(obj, now)
     values = jsonpath_values(obj, column.json_path)
     if not values:
         return None
@@ -121,13 +123,16 @@ def _cell(column: PrinterColumn, obj: Mapping[str, Any], now: datetime) -> Any:
     return value
 
 
+_AGE = PrinterColumn("Age", "string", "", description="CreationTimestamp")
+
+
 def _columns(rt: ResourceType, version: str) -> tuple[list[PrinterColumn], bool]:
     info = rt.version(version)
     extra = list(info.printer_columns) if info is not None else []
     if rt.custom:
         return extra, not extra
-    # the built-in CRD printer shows CREATED AT instead of AGE
-    return extra, rt.kind != "CustomResourceDefinition"
+    # the built-in printers of CRDs and RBAC roles show CREATED AT instead of AGE
+    return extra, not any(c.name == "Created At" for c in extra)
 
 
 def to_table(
@@ -143,6 +148,11 @@ def to_table(
     """A Table of ``objects`` (rows carry PartialObjectMetadata unless asked otherwise)."""
     now = now or datetime.now(UTC)
     columns, with_age = _columns(rt, version)
+    shown: list[PrinterColumn] = list(columns)
+    if with_age:
+        # built-in printers put AGE after the default columns, before the -o wide ones
+        at = next((i for i, c in enumerate(shown) if c.priority > 0 and not rt.custom), None)
+        shown.insert(len(shown) if at is None else at, _AGE)
     definitions = [
         {
             "name": "Name",
@@ -160,25 +170,16 @@ def to_table(
             "description": c.description,
             "priority": c.priority,
         }
-        for c in columns
+        for c in shown
     ]
-    if with_age:
-        definitions.append(
-            {
-                "name": "Age",
-                "type": "string",
-                "format": "",
-                "description": "CreationTimestamp",
-                "priority": 0,
-            }
-        )
     rows = []
     for obj in objects:
         meta = obj.get("metadata") or {}
         cells: list[Any] = [meta.get("name", "")]
-        cells += [_cell(c, obj, now) for c in columns]
-        if with_age:
-            cells.append(_age(meta.get("creationTimestamp"), now))
+        cells += [
+            _age(meta.get("creationTimestamp"), now) if c is _AGE else _cell(c, obj, now)
+            for c in shown
+        ]
         row: dict[str, Any] = {"cells": cells}
         if include_object == "Object":
             row["object"] = dict(obj)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,6 +20,7 @@ from localkube import LocalKube
 from tests.integration.localkube.hookserver import SERVICE_NAMESPACE, HookServer, Registrar
 
 CRD_DIR = Path(__file__).parent / "crds"
+KUBECTL = Path("/usr/bin/kubectl")
 
 
 def crd_documents() -> list[dict[str, Any]]:
@@ -141,3 +144,37 @@ async def register(
             await api.delete_mutating_webhook_configuration(config_name)
         else:
             await api.delete_validating_webhook_configuration(config_name)
+
+
+Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def kubectl(
+    localkube: LocalKube, tmp_path: Path, kube_namespace: str, ray_crds: list[str]
+) -> Kubectl:
+    """Run kubectl against the session's localkube (own kubeconfig and discovery cache).
+
+    kubectl runs as a subprocess awaited on the loop the server lives in. Test modules that
+    use it carry the ``kubectl`` marker and skip when ``/usr/bin/kubectl`` is absent.
+    """
+    config = localkube.write_kubeconfig(tmp_path / "kubeconfig", namespace=kube_namespace)
+    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(tmp_path)}
+
+    async def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            str(KUBECTL),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(
+            process.communicate(stdin.encode() if stdin else None), 60
+        )
+        return int(process.returncode or 0), out.decode(), err.decode()
+
+    return run

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
 
 T = TypeVar("T")
 
@@ -84,3 +87,10 @@ def body_of(error: Exception) -> str:
     """The response body of an ApiException, as text."""
     body = getattr(error, "body", b"")
     return body.decode() if isinstance(body, bytes) else str(body or "")
+
+
+def manifest(tmp_path: Path, *docs: dict[str, Any]) -> str:
+    """Write ``docs`` as one multi-document YAML file in ``tmp_path``; returns its path."""
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return str(path)

@@ -4,23 +4,17 @@ delete --wait, api-resources, logs, and how webhook warnings and denials reach t
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import pytest_asyncio
 import yaml
 from kubernetes_asyncio import client
 
 from localkube import LocalKube, MemoryLogs
-from tests.integration.localkube.helpers import rayservice
+from tests.integration.localkube.conftest import KUBECTL, Kubectl
+from tests.integration.localkube.helpers import manifest, rayservice
 from tests.integration.localkube.hookserver import Registrar
-
-KUBECTL = Path("/usr/bin/kubectl")
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="session"),
@@ -29,44 +23,6 @@ pytestmark = [
         not KUBECTL.exists(), reason="/usr/bin/kubectl is not installed on this machine"
     ),
 ]
-
-Kubectl = Callable[..., Awaitable[tuple[int, str, str]]]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def kubectl(
-    localkube: LocalKube, tmp_path: Path, kube_namespace: str, ray_crds: list[str]
-) -> Kubectl:
-    """Run kubectl against the session's localkube (own kubeconfig and discovery cache).
-
-    kubectl runs as a subprocess awaited on the loop the server lives in.
-    """
-    config = localkube.write_kubeconfig(tmp_path / "kubeconfig", namespace=kube_namespace)
-    env = {**os.environ, "KUBECONFIG": str(config), "HOME": str(tmp_path)}
-
-    async def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            str(KUBECTL),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(
-            process.communicate(stdin.encode() if stdin else None), 60
-        )
-        return int(process.returncode or 0), out.decode(), err.decode()
-
-    return run
-
-
-def manifest(tmp_path: Path, *docs: dict[str, Any]) -> str:
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-    return str(path)
 
 
 async def test_api_resources_lists_builtin_and_custom_resources(kubectl: Kubectl) -> None:
@@ -89,7 +45,9 @@ async def test_client_side_apply_creates_then_configures_and_bumps_generation(
     assert (code, out.strip()) == (0, "rayservice.ray.io/cs configured"), err
     code, out, _ = await kubectl("apply", "-f", manifest(tmp_path, rs))
     assert out.strip() == "rayservice.ray.io/cs unchanged"
-    code, out, _ = await kubectl("get", "rs", "cs", "-o", "jsonpath={.metadata.generation}")
+    code, out, _ = await kubectl(
+        "get", "rayservices", "cs", "-o", "jsonpath={.metadata.generation}"
+    )
     assert out == "2"
 
 
@@ -122,7 +80,7 @@ async def test_server_side_apply_applies_and_takes_over_from_client_side_apply(
     rs2["spec"]["serviceUnhealthySecondThreshold"] = 12
     code, out, err = await kubectl("apply", "--server-side", "-f", manifest(tmp_path, rs2))
     assert (code, out.strip()) == (0, "rayservice.ray.io/ss2 serverside-applied"), err
-    code, out, _ = await kubectl("get", "rs", "ss2", "-o", "yaml", "--show-managed-fields")
+    code, out, _ = await kubectl("get", "rayservices", "ss2", "-o", "yaml", "--show-managed-fields")
     managers = {e["manager"] for e in yaml.safe_load(out)["metadata"]["managedFields"]}
     assert "kubectl" in managers
 
@@ -152,15 +110,15 @@ async def test_get_filters_by_label_and_prints_yaml_json_jsonpath_and_columns(
     await kubectl("apply", "-f", manifest(tmp_path, a, b))
     code, out, err = await kubectl("get", "rayservices", "-l", "app=fruit", "-o", "name")
     assert (code, out.split()) == (0, ["rayservice.ray.io/ga"]), err
-    code, out, _ = await kubectl("get", "rs", "ga", "-o", "yaml")
+    code, out, _ = await kubectl("get", "rayservices", "ga", "-o", "yaml")
     shown = yaml.safe_load(out)
     assert shown["kind"] == "RayService"
     assert shown["metadata"]["labels"] == {"app": "fruit"}
-    code, out, _ = await kubectl("get", "rs", "-o", "json")
+    code, out, _ = await kubectl("get", "rayservices", "-o", "json")
     assert [i["metadata"]["name"] for i in json.loads(out)["items"]] == ["ga", "gb"]
-    code, out, _ = await kubectl("get", "rs", "-o", "jsonpath={.items[*].metadata.name}")
+    code, out, _ = await kubectl("get", "rayservices", "-o", "jsonpath={.items[*].metadata.name}")
     assert out == "ga gb"
-    code, out, _ = await kubectl("get", "rs")
+    code, out, _ = await kubectl("get", "rayservices")
     assert out.splitlines()[0].split() == ["NAME", "SERVICE", "STATUS", "READY", "AGE"]
     assert out.splitlines()[1].split()[0] == "ga"
 
@@ -169,7 +127,7 @@ async def test_describe_prints_the_object_and_its_events(
     kubectl: Kubectl, tmp_path: Path, core: client.CoreV1Api, kube_namespace: str
 ) -> None:
     await kubectl("apply", "-f", manifest(tmp_path, rayservice("desc")))
-    code, out, _ = await kubectl("get", "rs", "desc", "-o", "jsonpath={.metadata.uid}")
+    code, out, _ = await kubectl("get", "rayservices", "desc", "-o", "jsonpath={.metadata.uid}")
     event = client.CoreV1Event(
         metadata=client.V1ObjectMeta(name="desc.1"),
         involved_object=client.V1ObjectReference(
@@ -198,7 +156,7 @@ async def test_delete_waits_until_the_object_is_gone(kubectl: Kubectl, tmp_path:
     await kubectl("apply", "-f", path)
     code, out, err = await kubectl("delete", "-f", path, "--wait")
     assert (code, out.strip()) == (0, 'rayservice.ray.io "del" deleted'), err
-    code, _, err = await kubectl("get", "rs", "del")
+    code, _, err = await kubectl("get", "rayservices", "del")
     assert code == 1
     assert 'rayservices.ray.io "del" not found' in err
 
