@@ -51,6 +51,8 @@ class AppStatus:
     status: str
     message: str = ""
     deployments: Mapping[str, DeploymentStatus] = field(default_factory=dict)
+    deployed_config: Mapping[str, Any] | None = None
+    """The application's config as Ray last accepted it (the fields that were set)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,21 @@ class ServeStatus:
     def all_running(self) -> bool:
         """At least one application, and every one RUNNING: KubeRay's readiness of Serve."""
         return bool(self.apps) and all(app.status == "RUNNING" for app in self.apps.values())
+
+    def runs(self, config: Mapping[str, Any]) -> bool:
+        """Ray already has exactly ``config``'s applications, as ``config`` states them.
+
+        This is how a submission that succeeded just before a crash is recognised afterwards
+        (no second PUT); any difference, or an older Ray that does not report the deployed
+        configs, means "submit".
+        """
+        wanted = config.get("applications")
+        if not isinstance(wanted, list) or not wanted:
+            return False
+        by_name = {str(app.get("name", "default")): app for app in wanted if isinstance(app, dict)}
+        if set(by_name) != set(self.apps):
+            return False
+        return all(self.apps[name].deployed_config == app for name, app in by_name.items())
 
 
 class DashboardError(Exception):
@@ -98,8 +115,12 @@ def parse_serve_status(doc: object) -> ServeStatus:
                         deployments[str(dep_name)] = DeploymentStatus(
                             str(dep.get("status", "")), _text(dep.get("message"))
                         )
+            deployed = app.get("deployed_app_config")
             apps[str(name) or "default"] = AppStatus(
-                str(app.get("status", "")), _text(app.get("message")), deployments
+                str(app.get("status", "")),
+                _text(app.get("message")),
+                deployments,
+                deployed if isinstance(deployed, dict) else None,
             )
     return ServeStatus(apps)
 

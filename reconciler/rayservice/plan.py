@@ -339,6 +339,16 @@ class _Planner:
         vanished = target.serve is not None and not target.serve.apps
         if target.applied_serve == goal.serve_hash and not vanished:
             return
+        if target.serve is not None and target.serve.runs(goal.serve_config):
+            # Accepted before a crash lost the stamp: record it, do not submit twice.
+            self.actions.append(
+                MergePatch(
+                    ref_of(target.obj, precondition=True),
+                    {"metadata": {"annotations": {names.APPLIED_SERVE_HASH: goal.serve_hash}}},
+                    why="Ray already runs this Serve config",
+                )
+            )
+            return
         assert target.head is not None
         port = names.dashboard_port(target.spec)
         self.actions.append(

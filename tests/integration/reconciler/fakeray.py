@@ -97,7 +97,13 @@ class FakeHead:
                 }
                 for d in app.get("deployments") or []
             }
-            apps[name] = {"name": name, "status": status, "message": "", "deployments": deployments}
+            apps[name] = {
+                "name": name,
+                "status": status,
+                "message": "",
+                "deployments": deployments,
+                "deployed_app_config": app,
+            }
         return apps
 
     async def _get(self, request: web.Request) -> web.Response:

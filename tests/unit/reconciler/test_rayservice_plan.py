@@ -496,3 +496,31 @@ def test_an_invalid_rayservice_gets_no_cluster_and_one_event_per_generation() ->
     assert ready["reason"] == "ValidationFailed"
     assert "must be less than or equal to maxReplicas" in ready["message"]
     assert plan(converge(o), NOW, SETTINGS).actions == ()
+
+
+def test_a_config_ray_already_runs_is_stamped_not_submitted_twice() -> None:
+    o = steady()
+    (active,) = o.clusters
+    config = o.goal.serve_config
+    assert config is not None
+    runs = ServeStatus(
+        {app["name"]: AppStatus("RUNNING", deployed_config=app) for app in config["applications"]}
+    )
+    unstamped = cluster("rs-raycluster-aaaaa", o.rayservice, applied=None)
+    decided = plan(
+        replace(o, clusters=(replace(active, obj=unstamped, serve=runs),)), NOW, SETTINGS
+    )
+    assert not [a for a in decided.actions if isinstance(a, SubmitServeConfig)]
+    (stamp,) = [a for a in decided.actions if isinstance(a, MergePatch)]
+    assert stamp.patch == {
+        "metadata": {"annotations": {names.APPLIED_SERVE_HASH: o.goal.serve_hash}}
+    }
+    # a config that differs in one value is submitted
+    changed = dict(config["applications"][0], route_prefix="/other")
+    other = ServeStatus(
+        {**runs.apps, changed["name"]: AppStatus("RUNNING", deployed_config=changed)}
+    )
+    decided = plan(
+        replace(o, clusters=(replace(active, obj=unstamped, serve=other),)), NOW, SETTINGS
+    )
+    assert [a for a in decided.actions if isinstance(a, SubmitServeConfig)]
