@@ -1,12 +1,15 @@
-"""Stand-ins for what runs below the RayService controller, for its integration tests.
+"""Stand-ins for what runs below the RayService controller, for its tests and benchmarks.
 
-- :class:`FakeHead`: a Ray head's HTTP face on its own loopback address (the "Pod IP"), on the
-  standard ports: the dashboard's Serve REST API (``GET``/``PUT /api/serve/applications/``) on
-  8265 and the Serve proxy's ``/-/healthz`` on 8000. A PUT starts the config's applications
-  DEPLOYING; they turn RUNNING after ``deploy_seconds``, or whatever a test scripts.
+- :class:`FakeHead`: what one Ray head answers over HTTP: the dashboard's Serve REST API
+  (``GET``/``PUT /api/serve/applications/``, with each application's ``deployed_app_config``)
+  and the Serve proxy's ``/-/healthz``. A PUT starts the config's applications DEPLOYING; they
+  turn RUNNING after ``deploy_seconds``, or whatever a test scripts.
+- :class:`FakeRay`: the HTTP servers of every fake head: each head gets its own loopback address
+  (its "Pod IP") on the standard ports, 8265 and 8000, as a real head would; one server per port
+  answers for all of them and tells them apart by the address a request arrived on.
 - :class:`FakeNodes`: plays the RayCluster controller and the kubelet: for each RayCluster it
-  creates a head Pod and the workers (KubeRay's labels), marks them Running and Ready, and gives
-  the head a :class:`FakeHead` as its Pod IP.
+  creates the head Pod and the workers (KubeRay's labels), marks them Running and Ready, and
+  gives the head a :class:`FakeHead`'s address as its Pod IP.
 
 Nothing here decides anything the reconciler decides; it only answers like Ray and Kubernetes.
 """
@@ -16,17 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 from kubernetes_asyncio import client
 
-__all__ = ["FakeHead", "FakeNodes"]
+__all__ = ["FakeHead", "FakeNodes", "FakeRay", "submitted_prices"]
+
+DASHBOARD_PORT = 8265
+SERVE_PORT = 8000
 
 
 def _loopback() -> str:
@@ -35,59 +41,33 @@ def _loopback() -> str:
 
 @dataclass
 class FakeHead:
-    """One fake Ray head (dashboard + proxy) on ``ip``."""
+    """One fake Ray head's state; its address is ``ip``."""
 
+    ip: str
     deploy_seconds: float = 0.3
-    ip: str = ""
     submissions: list[dict[str, Any]] = field(default_factory=list)
+    puts: int = 0
+    """PUTs received, accepted or not."""
+    put_times: list[float] = field(default_factory=list)
+    """``time.monotonic()`` of each accepted PUT."""
     refuse: tuple[int, str] | None = None
     """Answer every PUT with this (status, text) instead of accepting it."""
     forced: dict[str, str] = field(default_factory=dict)
     """App name -> status to report whatever the config says (e.g. UNHEALTHY)."""
     dashboard_up: bool = True
-    puts: int = 0
-    """PUTs received, accepted or not."""
     proxy_up: bool = True
     _deployed_at: float = 0.0
-    _config: dict[str, Any] | None = None
-    _runners: list[web.AppRunner] = field(default_factory=list)
-
-    async def start(self) -> FakeHead:
-        dashboard = web.Application()
-        dashboard.router.add_get("/api/serve/applications/", self._get)
-        dashboard.router.add_put("/api/serve/applications/", self._put)
-        proxy = web.Application()
-        proxy.router.add_get("/-/healthz", self._healthz)
-        for _ in range(20):
-            self.ip = _loopback()
-            try:
-                for app, port in ((dashboard, 8265), (proxy, 8000)):
-                    runner = web.AppRunner(app, access_log=None)
-                    await runner.setup()
-                    self._runners.append(runner)
-                    await web.TCPSite(runner, self.ip, port).start()
-                return self
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE:
-                    raise
-                await self.stop()
-        raise RuntimeError("no free loopback address for a fake head")
-
-    async def stop(self) -> None:
-        for runner in self._runners:
-            await runner.cleanup()
-        self._runners.clear()
 
     @property
     def config(self) -> dict[str, Any] | None:
-        return self._config
+        return self.submissions[-1] if self.submissions else None
 
-    def app_status(self) -> dict[str, Any]:
+    def applications(self) -> dict[str, Any]:
         apps: dict[str, Any] = {}
-        if self._config is None:
+        if self.config is None:
             return apps
         running = time.monotonic() - self._deployed_at >= self.deploy_seconds
-        for app in self._config.get("applications") or []:
+        for app in self.config.get("applications") or []:
             name = app.get("name", "default")
             status = self.forced.get(name) or ("RUNNING" if running else "DEPLOYING")
             deployments = {
@@ -106,25 +86,89 @@ class FakeHead:
             }
         return apps
 
-    async def _get(self, request: web.Request) -> web.Response:
-        if not self.dashboard_up:
-            return web.Response(status=503, text="dashboard down")
-        return web.json_response({"applications": self.app_status(), "proxies": {}})
-
-    async def _put(self, request: web.Request) -> web.Response:
-        if not self.dashboard_up:
-            return web.Response(status=503, text="dashboard down")
-        body = await request.json()
+    def accept(self, body: dict[str, Any]) -> tuple[int, str]:
         self.puts += 1
         if self.refuse is not None:
-            return web.Response(status=self.refuse[0], text=self.refuse[1])
+            return self.refuse
         self.submissions.append(body)
-        self._config = body
         self._deployed_at = time.monotonic()
-        return web.Response(status=200)
+        self.put_times.append(self._deployed_at)
+        return 200, ""
+
+
+class FakeRay:
+    """The dashboard and proxy servers of every fake head (open with ``async with``)."""
+
+    def __init__(self) -> None:
+        self.heads: dict[str, FakeHead] = {}
+        dashboard = web.Application()
+        dashboard.router.add_get("/api/serve/applications/", self._get)
+        dashboard.router.add_put("/api/serve/applications/", self._put)
+        proxy = web.Application()
+        proxy.router.add_get("/-/healthz", self._healthz)
+        self._dashboard = web.AppRunner(dashboard, access_log=None)
+        self._proxy = web.AppRunner(proxy, access_log=None)
+        self._sites: dict[str, list[web.TCPSite]] = {}
+
+    async def __aenter__(self) -> FakeRay:
+        await self._dashboard.setup()
+        await self._proxy.setup()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._dashboard.cleanup()
+        await self._proxy.cleanup()
+
+    async def add(self, deploy_seconds: float = 0.3) -> FakeHead:
+        """A new head on a free loopback address."""
+        for _ in range(20):
+            ip = _loopback()
+            sites = [
+                web.TCPSite(self._dashboard, ip, DASHBOARD_PORT),
+                web.TCPSite(self._proxy, ip, SERVE_PORT),
+            ]
+            try:
+                for site in sites:
+                    await site.start()
+            except OSError as e:
+                for site in sites:
+                    with contextlib.suppress(RuntimeError):
+                        await site.stop()
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            head = self.heads[ip] = FakeHead(ip, deploy_seconds)
+            self._sites[ip] = sites
+            return head
+        raise RuntimeError("no free loopback address for a fake head")
+
+    async def remove(self, head: FakeHead) -> None:
+        """The head's Pod is gone: it answers nothing any more."""
+        for site in self._sites.pop(head.ip, []):
+            await site.stop()
+
+    def _head(self, request: web.Request) -> FakeHead:
+        assert request.transport is not None
+        address: tuple[str, int] = request.transport.get_extra_info("sockname")
+        return self.heads[address[0]]
+
+    async def _get(self, request: web.Request) -> web.Response:
+        head = self._head(request)
+        if not head.dashboard_up:
+            return web.Response(status=503, text="dashboard down")
+        body = orjson.dumps({"applications": head.applications(), "proxies": {}})
+        return web.Response(body=body, content_type="application/json")
+
+    async def _put(self, request: web.Request) -> web.Response:
+        head = self._head(request)
+        if not head.dashboard_up:
+            return web.Response(status=503, text="dashboard down")
+        status, text = head.accept(orjson.loads(await request.read()))
+        return web.Response(status=status, text=text)
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        if not self.proxy_up:
+        head = self._head(request)
+        if not head.proxy_up:
             return web.Response(status=503, text="proxy down")
         return web.Response(text="success")
 
@@ -142,19 +186,84 @@ def _ready_status(ip: str) -> dict[str, Any]:
     }
 
 
-class FakeNodes:
-    """Makes Pods for every RayCluster in ``namespace`` and keeps them Ready with fake heads."""
+def node_pods(cluster: Mapping[str, Any], head_ip: str) -> list[tuple[dict[str, Any], str]]:
+    """The Pods KubeRay's RayCluster controller makes for ``cluster``, each with its Pod IP."""
+    name = cluster["metadata"]["name"]
+    namespace = cluster["metadata"]["namespace"]
+    owner = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "name": name,
+        "uid": cluster["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    from_service = (cluster["metadata"].get("labels") or {}).get(
+        "ray.io/originated-from-crd"
+    ) == "RayService"
+    nodes: list[tuple[str, str, str | None]] = [
+        ("head", head_ip, "false" if from_service else None)
+    ]
+    for group in cluster["spec"].get("workerGroupSpecs") or []:
+        for _ in range(int(group.get("replicas") or 0)):
+            nodes.append((group["groupName"], _loopback(), "true" if from_service else None))
+    pods = []
+    for group, ip, serve in nodes:
+        kind = "head" if group == "head" else "worker"
+        labels = {
+            "ray.io/is-ray-node": "yes",
+            "ray.io/cluster": name,
+            "ray.io/node-type": kind,
+            "ray.io/group": "headgroup" if kind == "head" else group,
+            "ray.io/identifier": f"{name}-{kind}",
+            "app.kubernetes.io/name": "kuberay",
+            "app.kubernetes.io/created-by": "kuberay-operator",
+        }
+        if serve is not None:
+            labels["ray.io/serve"] = serve
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "generateName": f"{name}-{kind}-",
+                "namespace": namespace,
+                "labels": labels,
+                "ownerReferences": [owner],
+            },
+            "spec": {"containers": [{"name": f"ray-{kind}", "image": "rayproject/ray"}]},
+        }
+        pods.append((pod, ip))
+    return pods
 
-    def __init__(self, api: client.ApiClient, namespace: str, *, deploy_seconds: float = 0.3):
+
+class FakeNodes:
+    """Makes Pods for every RayCluster in ``namespace`` ("" for all) and keeps them Ready, with
+    a fake head from ``ray`` behind each head Pod's IP. Open with ``async with``."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        *,
+        ray: FakeRay | None = None,
+        deploy_seconds: float = 0.3,
+    ) -> None:
         self.api = api
         self.namespace = namespace
         self.deploy_seconds = deploy_seconds
         self.heads: dict[str, FakeHead] = {}
         """Cluster name -> its head."""
-        self._task: asyncio.Task[None] | None = None
         self.paused = False
+        """While set, new RayClusters get no Pods (their heads are never Ready)."""
+        self._ray = ray
+        self._own_ray: contextlib.AsyncExitStack | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._gone: set[str] = set()
 
     async def __aenter__(self) -> FakeNodes:
+        if self._ray is None:
+            self._own_ray = contextlib.AsyncExitStack()
+            self._ray = await self._own_ray.enter_async_context(FakeRay())
         self._task = asyncio.create_task(self._loop())
         return self
 
@@ -163,78 +272,50 @@ class FakeNodes:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for head in self.heads.values():
-            await head.stop()
+        if self._own_ray is not None:
+            await self._own_ray.aclose()
+
+    @property
+    def ray(self) -> FakeRay:
+        assert self._ray is not None
+        return self._ray
+
+    async def _list(self) -> list[dict[str, Any]]:
+        custom = client.CustomObjectsApi(self.api)
+        if self.namespace:
+            listed = await custom.list_namespaced_custom_object(
+                "ray.io", "v1", self.namespace, "rayclusters"
+            )
+        else:
+            listed = await custom.list_cluster_custom_object("ray.io", "v1", "rayclusters")
+        return list(listed["items"])
 
     async def _loop(self) -> None:
-        custom = client.CustomObjectsApi(self.api)
         while True:
             if not self.paused:
-                listed = await custom.list_namespaced_custom_object(
-                    "ray.io", "v1", self.namespace, "rayclusters"
-                )
                 present = set()
-                for cluster in listed["items"]:
+                for cluster in await self._list():
                     present.add(cluster["metadata"]["name"])
-                    await self._ensure(cluster)
+                    if cluster["metadata"]["name"] not in self.heads:
+                        await self._make(cluster)
                 for name, head in self.heads.items():
-                    if name not in present:
-                        await head.stop()
+                    if name not in present and name not in self._gone:
+                        self._gone.add(name)
+                        await self.ray.remove(head)
             await asyncio.sleep(0.1)
 
-    async def _ensure(self, cluster: Mapping[str, Any]) -> None:
-        name = cluster["metadata"]["name"]
-        if name in self.heads or cluster["metadata"].get("deletionTimestamp"):
+    async def _make(self, cluster: Mapping[str, Any]) -> None:
+        if cluster["metadata"].get("deletionTimestamp"):
             return
-        head = await FakeHead(self.deploy_seconds).start()
-        self.heads[name] = head
+        head = await self.ray.add(self.deploy_seconds)
+        self.heads[cluster["metadata"]["name"]] = head
         core = client.CoreV1Api(self.api)
-        owner = {
-            "apiVersion": "ray.io/v1",
-            "kind": "RayCluster",
-            "name": name,
-            "uid": cluster["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-        serve = (
-            "true"
-            if (cluster["metadata"].get("labels") or {}).get("ray.io/originated-from-crd")
-            == "RayService"
-            else None
-        )
-        pods: list[tuple[str, str, str | None]] = [("head", head.ip, "false")]
-        for group in cluster["spec"].get("workerGroupSpecs") or []:
-            for _ in range(int(group.get("replicas") or 0)):
-                pods.append((group["groupName"], _loopback(), serve))
-        for node, ip, serve_label in pods:
-            kind = "head" if node == "head" else "worker"
-            labels = {
-                "ray.io/is-ray-node": "yes",
-                "ray.io/cluster": name,
-                "ray.io/node-type": kind,
-                "ray.io/group": "headgroup" if kind == "head" else node,
-                "ray.io/identifier": f"{name}-{kind}",
-                "app.kubernetes.io/name": "kuberay",
-                "app.kubernetes.io/created-by": "kuberay-operator",
-            }
-            if serve_label is not None:
-                labels["ray.io/serve"] = serve_label
-            body = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "generateName": f"{name}-{kind}-",
-                    "namespace": self.namespace,
-                    "labels": labels,
-                    "ownerReferences": [owner],
-                },
-                "spec": {"containers": [{"name": f"ray-{kind}", "image": "rayproject/ray"}]},
-            }
-            created = await core.create_namespaced_pod(self.namespace, body)  # type: ignore[arg-type]
+        for pod, ip in node_pods(cluster, head.ip):
+            namespace = pod["metadata"]["namespace"]
+            created = await core.create_namespaced_pod(namespace, pod)  # type: ignore[arg-type]
             await core.patch_namespaced_pod_status(  # type: ignore[call-arg]
                 created.metadata.name,
-                self.namespace,
+                namespace,
                 {"status": _ready_status(ip)},
                 _content_type="application/merge-patch+json",
             )
@@ -244,14 +325,9 @@ class FakeNodes:
 
 
 def submitted_prices(head: FakeHead) -> dict[str, Any]:
-    """MangoStand's price in the last config a head accepted (for assertions)."""
-    config = head.config or {}
-    for app in config.get("applications") or []:
+    """MangoStand's user_config in the last config a head accepted (for assertions)."""
+    for app in (head.config or {}).get("applications") or []:
         for deployment in app.get("deployments") or []:
             if deployment.get("name") == "MangoStand":
                 return dict(deployment.get("user_config") or {})
     return {}
-
-
-def dumps(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True)
