@@ -4,14 +4,21 @@
 create it (``rayservice-sample-raycluster-abcde`` in ``default``, labelled as RayService-made),
 as the API server returns it. The Pod helpers play the API server and the kubelet: they give a
 built manifest a name, a uid and a status, so a test can say "the head is running and ready".
+``World`` does the same for whole plans: it performs their actions as the API server would.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonpatch
+
+from reconciler.actions import Create, Delete, JsonPatch, Plan, RecordEvent, WriteStatus
+from reconciler.raycluster import Observed, plan
 from tests.builders import sample
 
 Obj = dict[str, Any]
@@ -117,3 +124,109 @@ def head_service(manifest: Obj) -> Obj:
         port["targetPort"] = port["port"]
         port["protocol"] = "TCP"
     return service
+
+
+class World:
+    """Plays the API server, and the kubelet when asked, for one RayCluster's plans.
+
+    ``apply`` performs a plan's actions as the API server would (names from generateName, uid
+    and resourceVersion preconditions checked, JSON patches applied with their ``test`` ops);
+    ``kubelet`` starts every Pod. Nothing here decides anything the controller should.
+    """
+
+    def __init__(self, cluster: Obj) -> None:
+        self.cluster = cluster
+        self.pods: dict[str, Obj] = {}
+        self.objects: dict[tuple[str, str], Obj] = {}
+        self.events: list[RecordEvent] = []
+        self.now = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+        self._serial = itertools.count()
+
+    def observed(self) -> Observed:
+        return Observed(
+            cluster=copy.deepcopy(self.cluster),
+            pods=tuple(copy.deepcopy(p) for p in self.pods.values()),
+            head_service=self.objects.get(("Service", f"{CLUSTER_NAME}-head-svc")),
+            headless_service=self.objects.get(("Service", f"{CLUSTER_NAME}-headless")),
+            service_account=self.objects.get(("ServiceAccount", CLUSTER_NAME)),
+            role=self.objects.get(("Role", CLUSTER_NAME)),
+            role_binding=self.objects.get(("RoleBinding", CLUSTER_NAME)),
+        )
+
+    def plan(self) -> Plan:
+        return plan(self.observed(), self.now)
+
+    def tick(self, seconds: int = 60) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def _bump(self, *, spec: bool) -> None:
+        meta = self.cluster["metadata"]
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        if spec:
+            meta["generation"] += 1
+
+    def edit_spec(self, change: Callable[[Obj], object]) -> None:
+        """A user (or the autoscaler) changes the spec: a new generation."""
+        change(self.cluster["spec"])
+        self._bump(spec=True)
+
+    def apply(self, actions: Plan) -> None:
+        for action in actions.actions:
+            if isinstance(action, Create):
+                self._create(dict(action.obj))
+            elif isinstance(action, Delete):
+                assert action.ref.kind == "Pod", action
+                pod = self.pods.pop(action.ref.name)
+                assert action.ref.uid == pod["metadata"]["uid"]
+            elif isinstance(action, WriteStatus):
+                assert action.ref.uid == self.cluster["metadata"]["uid"]
+                assert action.ref.resource_version == self.cluster["metadata"]["resourceVersion"]
+                self.cluster["status"] = copy.deepcopy(dict(action.status))
+                self._bump(spec=False)
+            elif isinstance(action, JsonPatch):
+                self.cluster = jsonpatch.apply_patch(self.cluster, list(action.ops))
+                self._bump(spec=True)
+            elif isinstance(action, RecordEvent):
+                self.events.append(action)
+            else:
+                raise AssertionError(f"unexpected action {action!r}")
+
+    def _create(self, manifest: Obj) -> None:
+        kind = manifest["kind"]
+        if kind == "Pod":
+            prefix = manifest["metadata"]["generateName"]
+            pod = pending(
+                created(manifest, name=f"{prefix}{next(self._serial):05d}", at=self._stamp())
+            )
+            self.pods[pod["metadata"]["name"]] = pod
+            return
+        name = manifest["metadata"]["name"]
+        assert (kind, name) not in self.objects, f"{kind} {name} created twice"
+        stored = head_service(manifest) if kind == "Service" else created(manifest, name=name)
+        self.objects[(kind, name)] = stored
+
+    def _stamp(self) -> str:
+        return self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def kubelet(self, *, ready: bool = True) -> None:
+        """Start every Pod that is not running yet."""
+        for index, (name, pod) in enumerate(sorted(self.pods.items())):
+            if pod.get("status", {}).get("phase") != "Running":
+                self.pods[name] = running(pod, ready=ready, ip=f"10.0.0.{index + 10}")
+
+    def converge(self, *, rounds: int = 10) -> int:
+        """Reconcile, start Pods, repeat until a plan is empty; returns the plans applied."""
+        for applied in range(rounds):
+            actions = self.plan()
+            if not actions.actions:
+                return applied
+            self.apply(actions)
+            self.kubelet()
+        raise AssertionError(f"no convergence in {rounds} reconciles")
+
+    def pods_of(self, node_type: str) -> list[Obj]:
+        return [
+            p
+            for _, p in sorted(self.pods.items())
+            if p["metadata"]["labels"]["ray.io/node-type"] == node_type
+        ]
