@@ -16,6 +16,7 @@ Pure: no I/O. Invalid text parses to ``None``; callers decide what that means.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -86,6 +87,12 @@ def parse(text: object) -> Quantity | None:
         return Quantity(_round_up(Fraction(repr(text))))
     if not isinstance(text, str):
         return None
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Quantity | None:
+    """Parsing with exact fractions is slow; a cluster's few quantities repeat every reconcile."""
     match = _TEXT.match(text)
     if match is None:
         return None
