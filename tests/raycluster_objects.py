@@ -18,7 +18,7 @@ from typing import Any
 import jsonpatch
 
 from reconciler.actions import Create, Delete, JsonPatch, Plan, RecordEvent, WriteStatus
-from reconciler.raycluster import Observed, plan
+from reconciler.raycluster import Observed, lookups, plan
 from tests.builders import sample
 
 Obj = dict[str, Any]
@@ -143,14 +143,19 @@ class World:
         self._serial = itertools.count()
 
     def observed(self) -> Observed:
+        where = lookups(self.cluster)
         return Observed(
             cluster=copy.deepcopy(self.cluster),
-            pods=tuple(copy.deepcopy(p) for p in self.pods.values()),
-            head_service=self.objects.get(("Service", f"{CLUSTER_NAME}-head-svc")),
-            headless_service=self.objects.get(("Service", f"{CLUSTER_NAME}-headless")),
-            service_account=self.objects.get(("ServiceAccount", CLUSTER_NAME)),
-            role=self.objects.get(("Role", CLUSTER_NAME)),
-            role_binding=self.objects.get(("RoleBinding", CLUSTER_NAME)),
+            pods=tuple(
+                copy.deepcopy(p)
+                for p in self.pods.values()
+                if where.pod_selector.items() <= p["metadata"]["labels"].items()
+            ),
+            head_service=self.objects.get(("Service", where.head_service)),
+            headless_service=self.objects.get(("Service", where.headless_service)),
+            service_account=self.objects.get(("ServiceAccount", where.service_account)),
+            role=self.objects.get(("Role", where.role)),
+            role_binding=self.objects.get(("RoleBinding", where.role_binding)),
         )
 
     def plan(self) -> Plan:

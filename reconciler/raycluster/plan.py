@@ -293,11 +293,14 @@ def _pod_actions(
     heads = [p for p in pods if _labels(p).get(names.NODE_TYPE_LABEL) == "head"]
     _head(writer, heads, manifests)
     autoscaling = spec.get("enableInTreeAutoscaling") is True
-    workers = [p for p in pods if _labels(p).get(names.NODE_TYPE_LABEL) == "worker"]
+    by_group: dict[str, list[Any]] = {}
+    for pod in pods:
+        labels = _labels(pod)
+        if labels.get(names.NODE_TYPE_LABEL) == "worker":
+            by_group.setdefault(str(labels.get(names.GROUP_LABEL)), []).append(pod)
     groups = [_mapping(g) for g in spec.get("workerGroupSpecs") or () if isinstance(g, Mapping)]
     for index, group in enumerate(groups):
-        group_name = str(group.get("groupName", ""))
-        members = [p for p in workers if _labels(p).get(names.GROUP_LABEL) == group_name]
+        members = by_group.get(str(group.get("groupName", "")), [])
 
         def manifest(index: int = index) -> Mapping[str, Any]:
             return manifests.get().worker_pods[index][1]
