@@ -82,7 +82,7 @@ class _Writer:
     """Collects the actions of one plan, with the cluster they are about."""
 
     def __init__(self, cluster: Mapping[str, Any]) -> None:
-        self.regarding = ref_of(cluster)
+        self.regarding = ref_of(cluster, precondition=True)
         self.namespace = str(_mapping(cluster.get("metadata")).get("namespace", ""))
         self.actions: list[Any] = []
 

@@ -116,6 +116,7 @@ class Api:
                             "kind": action.regarding.kind,
                             "name": action.regarding.name,
                             "namespace": self.namespace,
+                            "uid": action.regarding.uid,
                         },
                         "type": action.type,
                         "reason": action.reason,
@@ -236,10 +237,9 @@ async def test_the_sample_converges_and_kubectl_shows_walkthrough_step_4(tmp_pat
         assert names[1].startswith(f"pod/{CLUSTER_NAME}-small-group-worker-")
         assert len(names[0]) == len(f"pod/{CLUSTER_NAME}-head-") + 5
 
-        events = await api.core.list_namespaced_event("default")
-        assert {"CreatedService", "CreatedHeadPod", "CreatedWorkerPod"} <= {
-            e.reason for e in events.items
-        }
+        described = await kubectl(kube, tmp_path, "describe", "raycluster", CLUSTER_NAME)
+        for reason in ("CreatedService", "CreatedHeadPod", "CreatedWorkerPod"):
+            assert reason in described
 
         # Deleting the RayCluster takes its Pods and Service with it (owner references).
         await api.custom.delete_namespaced_custom_object(

@@ -90,6 +90,11 @@ def test_a_new_cluster_gets_its_head_service_head_and_workers_then_a_status() ->
         "event Normal CreatedWorkerPod",
         "write status",
     ]
+    # Events name the cluster with its uid: kubectl describe finds events by it.
+    events = [a for a in actions.actions if isinstance(a, RecordEvent)]
+    assert {(e.regarding.kind, e.regarding.name, e.regarding.uid) for e in events} == {
+        ("RayCluster", CLUSTER_NAME, CLUSTER_UID)
+    }
     status = status_of(actions)
     assert "state" not in status
     assert status["desiredWorkerReplicas"] == 1
