@@ -30,7 +30,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a shared subtree out again wherever it occurs, never as an anchor and an alias.
+
+    The CRD builders reuse schema dicts (the pod template's, the RayCluster spec's); PyYAML would
+    print the second use as ``*id001``. Kubernetes manifests are read by people and by tools that
+    do not resolve aliases, so every node is written in full.
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the CRDs to standard output."""
-    sys.stdout.write(yaml.safe_dump_all(rayservice_crds(), sort_keys=False))
+    sys.stdout.write(yaml.dump_all(rayservice_crds(), Dumper=_PlainDumper, sort_keys=False))
     return EXIT_OK

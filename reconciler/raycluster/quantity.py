@@ -1,0 +1,145 @@
+"""Kubernetes resource quantities, exactly, and printed the way the API server prints them.
+
+KubeRay's status reports sums of quantities (``desiredCPU: 2500m``, ``desiredMemory: 4Gi``) and
+its Pods carry quantities copied from the templates (the ``/dev/shm`` size limit). Both appear in
+the canonical form of Kubernetes' ``resource.Quantity``, which this module reproduces:
+
+- the value is kept as an exact fraction, rounded up to nano units as the API server does;
+- the format comes from the suffix: binary (``Ki`` … ``Ei``), decimal exponent (``1e3``) or
+  decimal SI (everything else, including plain numbers);
+- a sum keeps the format of its first non-zero term (``Quantity.Add``);
+- printing picks the largest exponent that keeps the number whole: ``2500m``, ``2k``, ``1536Mi``;
+  a binary value that is below 1024 or not whole prints as decimal SI.
+
+Pure: no I/O. Invalid text parses to ``None``; callers decide what that means.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final, Literal
+
+__all__ = ["ZERO", "Quantity", "parse"]
+
+Format = Literal["DecimalSI", "BinarySI", "DecimalExponent"]
+
+_NANO: Final = Fraction(1, 10**9)
+_DECIMAL: Final = {
+    "n": -9,
+    "u": -6,
+    "m": -3,
+    "": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+    "P": 15,
+    "E": 18,
+}
+_BINARY: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_DECIMAL_SUFFIX: Final = {exponent: suffix for suffix, exponent in _DECIMAL.items()}
+_BINARY_SUFFIX: Final = {0: "", **{power: suffix for suffix, power in _BINARY.items()}}
+_TEXT: Final = re.compile(
+    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """An exact amount in base units (cores, bytes, devices) and the format it prints in."""
+
+    value: Fraction
+    format: Format = "DecimalSI"
+
+    def __add__(self, other: Quantity) -> Quantity:
+        # Quantity.Add: the receiver's format, unless the receiver is zero.
+        fmt = other.format if self.value == 0 else self.format
+        return Quantity(self.value + other.value, fmt)
+
+    def times(self, count: int) -> Quantity:
+        """The amount ``count`` times over (``Quantity.Mul``), in the same format."""
+        return Quantity(self.value * count, self.format)
+
+    def ceil(self) -> int:
+        """The smallest whole number of units at least this amount (``Quantity.Value``)."""
+        return math.ceil(self.value)
+
+    def __str__(self) -> str:
+        return canonical(self)
+
+
+ZERO: Final = Quantity(Fraction(0))
+
+
+def parse(text: object) -> Quantity | None:
+    """The quantity written as ``text`` (a string or a JSON number), or ``None`` if invalid."""
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int):
+        return Quantity(_round_up(Fraction(text)))
+    if isinstance(text, float):
+        if not math.isfinite(text):
+            return None
+        return Quantity(_round_up(Fraction(repr(text))))
+    if not isinstance(text, str):
+        return None
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Quantity | None:
+    """Parsing with exact fractions is slow; a cluster's few quantities repeat every reconcile."""
+    match = _TEXT.match(text)
+    if match is None:
+        return None
+    number, exponent, suffix = match.groups()
+    amount = Fraction(number)
+    if exponent:
+        return Quantity(_round_up(amount * Fraction(10) ** int(exponent[1:])), "DecimalExponent")
+    if suffix in _BINARY:
+        return Quantity(_round_up(amount * 2 ** _BINARY[suffix]), "BinarySI")
+    return Quantity(_round_up(amount * Fraction(10) ** _DECIMAL[suffix or ""]))
+
+
+def canonical(quantity: Quantity) -> str:
+    """The text the API server prints for ``quantity``."""
+    value = quantity.value
+    if value == 0:
+        return "0"
+    fmt = quantity.format
+    if fmt == "BinarySI" and (abs(value) < 1024 or value.denominator != 1):
+        fmt = "DecimalSI"  # the API server will not round a binary value, nor print 512 as 0.5Ki
+    if fmt == "BinarySI":
+        number, power = value.numerator, 0
+        while number % 1024 == 0 and power < 60:
+            number //= 1024
+            power += 10
+        return f"{number}{_BINARY_SUFFIX[power]}"
+    mantissa, exponent = _decimal_digits(value)
+    if fmt == "DecimalExponent":
+        return f"{mantissa}e{exponent}" if exponent else str(mantissa)
+    return f"{mantissa}{_DECIMAL_SUFFIX[exponent]}"
+
+
+def _decimal_digits(value: Fraction) -> tuple[int, int]:
+    """``value`` as ``mantissa * 10**exponent``: exponent a multiple of 3 in [-9, 18], as large
+    as keeps the mantissa whole."""
+    exponent = -9
+    mantissa = value * 10**9  # whole: every value is rounded to nano units
+    while exponent < 18 and mantissa % 1000 == 0:
+        mantissa /= 1000
+        exponent += 3
+    return int(mantissa), exponent
+
+
+def _round_up(value: Fraction) -> Fraction:
+    """Round away from zero to nano units, as the API server does with finer amounts."""
+    scaled = value / _NANO
+    if scaled.denominator == 1:
+        return value
+    whole = math.ceil(scaled) if scaled > 0 else math.floor(scaled)
+    return whole * _NANO
