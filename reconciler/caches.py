@@ -21,6 +21,7 @@ from reconciler.kube import KubeClient, kind_of
 __all__ = ["CLUSTER", "ORIGIN", "OWNER", "Caches", "controller_uid"]
 
 OWNER: Final = "owner"
+CREATED_BY: Final = "app.kubernetes.io/created-by"
 CLUSTER: Final = "cluster"
 ORIGIN: Final = "origin"
 
@@ -55,19 +56,33 @@ class Caches:
     rayclusters: Informer
     pods: Informer
     services: Informer
+    serviceaccounts: Informer | None = None
+    roles: Informer | None = None
+    rolebindings: Informer | None = None
 
     @classmethod
-    def build(cls, kube: KubeClient, *, namespaces: Sequence[str] = ()) -> Caches:
+    def build(
+        cls, kube: KubeClient, *, namespaces: Sequence[str] = (), rbac: bool = False
+    ) -> Caches:
+        """The caches; with ``rbac``, also the autoscaler's ServiceAccounts, Roles and
+        RoleBindings (those KubeRay-style controllers label as theirs)."""
+
         def informer(api_version: str, kind: str, selector: str = "") -> Informer:
             return Informer(
                 kube, kind_of(api_version, kind), namespaces=namespaces, label_selector=selector
             )
 
+        ours = f"{CREATED_BY}=kuberay-operator"
         caches = cls(
             rayservices=informer("ray.io/v1", "RayService"),
             rayclusters=informer("ray.io/v1", "RayCluster"),
             pods=informer("v1", "Pod", "ray.io/node-type"),
             services=informer("v1", "Service"),
+            serviceaccounts=informer("v1", "ServiceAccount", ours) if rbac else None,
+            roles=informer("rbac.authorization.k8s.io/v1", "Role", ours) if rbac else None,
+            rolebindings=(
+                informer("rbac.authorization.k8s.io/v1", "RoleBinding", ours) if rbac else None
+            ),
         )
         caches.rayclusters.add_index(OWNER, _owner)
         caches.rayclusters.add_index(ORIGIN, _label_index("ray.io/originated-from-cr-name"))
@@ -77,7 +92,14 @@ class Caches:
         return caches
 
     def informers(self) -> list[Informer]:
-        return [self.rayservices, self.rayclusters, self.pods, self.services]
+        every = [self.rayservices, self.rayclusters, self.pods, self.services]
+        return every + [i for i in (self.serviceaccounts, self.roles, self.rolebindings) if i]
+
+    def rbac(self) -> tuple[Informer, Informer, Informer]:
+        """The autoscaler RBAC caches (built with ``rbac=True``)."""
+        if self.serviceaccounts is None or self.roles is None or self.rolebindings is None:
+            raise RuntimeError("the caches were built without rbac=True")
+        return self.serviceaccounts, self.roles, self.rolebindings
 
     def by_kind(self) -> dict[tuple[str, str], Informer]:
         """For read-your-writes: the cache of each kind."""

@@ -29,6 +29,7 @@ from reconciler.events import EventRecorder
 from reconciler.kube import KubeClient
 from reconciler.leader import LeaderElector
 from reconciler.metrics import Metrics
+from reconciler.raycluster.controller import RayClusterController
 from reconciler.rayservice.controller import RayServiceController
 from reconciler.rayservice.observed import PlanSettings
 from reconciler.runner import Runner
@@ -37,7 +38,7 @@ __all__ = ["CONTROLLERS", "Reconciler", "ReconcilerSettings", "default_identity"
 
 log = logging.getLogger(__name__)
 
-CONTROLLERS = ("rayservice",)
+CONTROLLERS = ("rayservice", "raycluster")
 """The controllers ``--controllers`` may name."""
 
 
@@ -81,7 +82,11 @@ class Reconciler:
         self.clock = clock
         self.metrics = Metrics()
         self.kube = KubeClient(api_client)
-        self.caches = Caches.build(self.kube, namespaces=settings.namespaces)
+        self.caches = Caches.build(
+            self.kube,
+            namespaces=settings.namespaces,
+            rbac="raycluster" in settings.controllers,
+        )
         self.synced = False
         self.ports: dict[str, int] = {}
 
@@ -114,6 +119,17 @@ class Reconciler:
                         recorder=recorder,
                         metrics=self.metrics,
                         settings=s.plan,
+                        workers=s.workers,
+                        clock=self.clock,
+                    ).runner
+                )
+            if "raycluster" in s.controllers:
+                runners.append(
+                    RayClusterController(
+                        kube=self.kube,
+                        caches=self.caches,
+                        recorder=recorder,
+                        metrics=self.metrics,
                         workers=s.workers,
                         clock=self.clock,
                     ).runner

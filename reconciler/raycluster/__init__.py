@@ -9,8 +9,8 @@ one reconcile converges it.
 - ``status``: the status KubeRay shows, computed from what was observed;
 - ``checks``: what stops a spec from being built, and what is built without.
 
-No I/O and no clock here: ``now`` is passed in. The shell (informers, the executor of actions)
-lives in ``reconciler``; see ``observed`` for how to fill the input.
+All of these are pure: no I/O, no clock (``now`` is passed in). ``controller`` is the shell:
+it fills ``Observed`` from the shared informer caches and performs the plan with the executor.
 """
 
 from reconciler.raycluster.build import Manifests, build, multi_host

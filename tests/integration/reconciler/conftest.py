@@ -20,7 +20,7 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube, Settings
 from rayservice.crd import rayservice_crds
-from tests.integration.reconciler.fakeray import FakeNodes
+from tests.integration.reconciler.fakeray import FakeKubelet
 from tests.integration.webhook.support import Webhook, write_cert_dir
 
 NO_WEBHOOK_LABEL = "test.raysvc.io/no-webhook"
@@ -108,6 +108,6 @@ async def unhooked_namespace(rk_api: client.ApiClient) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def nodes(rk_api: client.ApiClient, namespace: str) -> AsyncIterator[FakeNodes]:
-    async with FakeNodes(rk_api, namespace) as fake:
+async def kubelet(rk_api: client.ApiClient, namespace: str) -> AsyncIterator[FakeKubelet]:
+    async with FakeKubelet(rk_api, namespace) as fake:
         yield fake

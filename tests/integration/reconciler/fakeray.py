@@ -7,9 +7,8 @@
 - :class:`FakeRay`: the HTTP servers of every fake head: each head gets its own loopback address
   (its "Pod IP") on the standard ports, 8265 and 8000, as a real head would; one server per port
   answers for all of them and tells them apart by the address a request arrived on.
-- :class:`FakeNodes`: plays the RayCluster controller and the kubelet: for each RayCluster it
-  creates the head Pod and the workers (KubeRay's labels), marks them Running and Ready, and
-  gives the head a :class:`FakeHead`'s address as its Pod IP.
+- :class:`FakeKubelet`: plays the kubelet for the Pods the RayCluster controller creates: marks
+  them Running and Ready, and gives each head Pod a :class:`FakeHead`'s address as its Pod IP.
 
 Nothing here decides anything the reconciler decides; it only answers like Ray and Kubernetes.
 """
@@ -29,7 +28,7 @@ import orjson
 from aiohttp import web
 from kubernetes_asyncio import client
 
-__all__ = ["FakeHead", "FakeNodes", "FakeRay", "submitted_prices"]
+__all__ = ["FakeHead", "FakeKubelet", "FakeRay", "submitted_prices"]
 
 DASHBOARD_PORT = 8265
 SERVE_PORT = 8000
@@ -186,59 +185,16 @@ def _ready_status(ip: str) -> dict[str, Any]:
     }
 
 
-def node_pods(cluster: Mapping[str, Any], head_ip: str) -> list[tuple[dict[str, Any], str]]:
-    """The Pods KubeRay's RayCluster controller makes for ``cluster``, each with its Pod IP."""
-    name = cluster["metadata"]["name"]
-    namespace = cluster["metadata"]["namespace"]
-    owner = {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayCluster",
-        "name": name,
-        "uid": cluster["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    from_service = (cluster["metadata"].get("labels") or {}).get(
-        "ray.io/originated-from-crd"
-    ) == "RayService"
-    nodes: list[tuple[str, str, str | None]] = [
-        ("head", head_ip, "false" if from_service else None)
-    ]
-    for group in cluster["spec"].get("workerGroupSpecs") or []:
-        for _ in range(int(group.get("replicas") or 0)):
-            nodes.append((group["groupName"], _loopback(), "true" if from_service else None))
-    pods = []
-    for group, ip, serve in nodes:
-        kind = "head" if group == "head" else "worker"
-        labels = {
-            "ray.io/is-ray-node": "yes",
-            "ray.io/cluster": name,
-            "ray.io/node-type": kind,
-            "ray.io/group": "headgroup" if kind == "head" else group,
-            "ray.io/identifier": f"{name}-{kind}",
-            "app.kubernetes.io/name": "kuberay",
-            "app.kubernetes.io/created-by": "kuberay-operator",
-        }
-        if serve is not None:
-            labels["ray.io/serve"] = serve
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "generateName": f"{name}-{kind}-",
-                "namespace": namespace,
-                "labels": labels,
-                "ownerReferences": [owner],
-            },
-            "spec": {"containers": [{"name": f"ray-{kind}", "image": "rayproject/ray"}]},
-        }
-        pods.append((pod, ip))
-    return pods
+def _ready(pod: Mapping[str, Any]) -> bool:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
+    return False
 
 
-class FakeNodes:
-    """Makes Pods for every RayCluster in ``namespace`` ("" for all) and keeps them Ready, with
-    a fake head from ``ray`` behind each head Pod's IP. Open with ``async with``."""
+class FakeKubelet:
+    """Marks the Ray Pods of ``namespace`` ("" for all) Running and Ready with an IP; a head
+    Pod's IP is a new :class:`FakeHead`'s. Open with ``async with``."""
 
     def __init__(
         self,
@@ -252,18 +208,17 @@ class FakeNodes:
         self.namespace = namespace
         self.deploy_seconds = deploy_seconds
         self.heads: dict[str, FakeHead] = {}
-        """Cluster name -> its head."""
+        """Cluster name -> the head of its (latest) head Pod."""
         self.paused = False
-        """While set, new RayClusters get no Pods (their heads are never Ready)."""
+        """While set, Pods stay Pending (a cluster that can never become ready)."""
         self._ray = ray
-        self._own_ray: contextlib.AsyncExitStack | None = None
+        self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
-        self._gone: set[str] = set()
+        self._head_of_pod: dict[str, FakeHead] = {}
 
-    async def __aenter__(self) -> FakeNodes:
+    async def __aenter__(self) -> FakeKubelet:
         if self._ray is None:
-            self._own_ray = contextlib.AsyncExitStack()
-            self._ray = await self._own_ray.enter_async_context(FakeRay())
+            self._ray = await self._stack.enter_async_context(FakeRay())
         self._task = asyncio.create_task(self._loop())
         return self
 
@@ -272,56 +227,59 @@ class FakeNodes:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._own_ray is not None:
-            await self._own_ray.aclose()
+        await self._stack.aclose()
 
     @property
     def ray(self) -> FakeRay:
         assert self._ray is not None
         return self._ray
 
-    async def _list(self) -> list[dict[str, Any]]:
-        custom = client.CustomObjectsApi(self.api)
-        if self.namespace:
-            listed = await custom.list_namespaced_custom_object(
-                "ray.io", "v1", self.namespace, "rayclusters"
-            )
-        else:
-            listed = await custom.list_cluster_custom_object("ray.io", "v1", "rayclusters")
-        return list(listed["items"])
-
-    async def _loop(self) -> None:
-        while True:
-            if not self.paused:
-                present = set()
-                for cluster in await self._list():
-                    present.add(cluster["metadata"]["name"])
-                    if cluster["metadata"]["name"] not in self.heads:
-                        await self._make(cluster)
-                for name, head in self.heads.items():
-                    if name not in present and name not in self._gone:
-                        self._gone.add(name)
-                        await self.ray.remove(head)
-            await asyncio.sleep(0.1)
-
-    async def _make(self, cluster: Mapping[str, Any]) -> None:
-        if cluster["metadata"].get("deletionTimestamp"):
-            return
-        head = await self.ray.add(self.deploy_seconds)
-        self.heads[cluster["metadata"]["name"]] = head
-        core = client.CoreV1Api(self.api)
-        for pod, ip in node_pods(cluster, head.ip):
-            namespace = pod["metadata"]["namespace"]
-            created = await core.create_namespaced_pod(namespace, pod)  # type: ignore[arg-type]
-            await core.patch_namespaced_pod_status(  # type: ignore[call-arg]
-                created.metadata.name,
-                namespace,
-                {"status": _ready_status(ip)},
-                _content_type="application/merge-patch+json",
-            )
-
     def head(self, cluster: str) -> FakeHead:
         return self.heads[cluster]
+
+    async def _loop(self) -> None:
+        core = client.CoreV1Api(self.api)
+        while True:
+            try:
+                await self._round(core)
+            except client.ApiException as e:
+                if e.status < 500 and e.status not in (404, 409):
+                    raise
+                # an injected fault or a race with a deletion: a kubelet tries again
+            await asyncio.sleep(0.1)
+
+    async def _round(self, core: client.CoreV1Api) -> None:
+        if self.namespace:
+            listed = await core.list_namespaced_pod(
+                self.namespace, label_selector="ray.io/node-type"
+            )
+        else:
+            listed = await core.list_pod_for_all_namespaces(label_selector="ray.io/node-type")
+        pods = [self.api.sanitize_for_serialization(p) for p in listed.items]
+        present = {p["metadata"]["uid"] for p in pods}
+        for uid in [u for u in self._head_of_pod if u not in present]:
+            await self.ray.remove(self._head_of_pod.pop(uid))
+        if not self.paused:
+            for pod in pods:
+                if not _ready(pod) and not pod["metadata"].get("deletionTimestamp"):
+                    await self._start(core, pod)
+
+    async def _start(self, core: client.CoreV1Api, pod: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if labels.get("ray.io/node-type") == "head":
+            head = await self.ray.add(self.deploy_seconds)
+            self._head_of_pod[meta["uid"]] = head
+            self.heads[str(labels.get("ray.io/cluster"))] = head
+            ip = head.ip
+        else:
+            ip = _loopback()
+        await core.patch_namespaced_pod_status(  # type: ignore[call-arg]
+            meta["name"],
+            meta["namespace"],
+            {"status": _ready_status(ip)},
+            _content_type="application/merge-patch+json",
+        )
 
 
 def submitted_prices(head: FakeHead) -> dict[str, Any]:

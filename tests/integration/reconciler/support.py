@@ -15,11 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from kubernetes_asyncio import client
 
-from localkube.kube import kubeconfig
-from reconciler.manager import Reconciler, ReconcilerSettings
+from reconciler.manager import CONTROLLERS, Reconciler, ReconcilerSettings
 from reconciler.rayservice.observed import PlanSettings
 from tests.builders import Obj, sample
 
@@ -183,11 +181,6 @@ class ReconcilerProcess:
         return code
 
 
-def write_kubeconfig(url: str, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(kubeconfig(url)))
-    return path
-
-
 class Clock:
     """A clock tests can move forward (thresholds and delays without waiting)."""
 
@@ -208,9 +201,11 @@ async def running_reconciler(
     *,
     clock: Callable[[], dt.datetime] | None = None,
     plan: PlanSettings = FAST,
+    controllers: tuple[str, ...] = CONTROLLERS,
 ) -> AsyncIterator[Reconciler]:
     settings = ReconcilerSettings(
         namespaces=(namespace,),
+        controllers=controllers,
         plan=plan,
         health_host="127.0.0.1",
         health_port=0,

@@ -12,14 +12,13 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube
 from tests.builders import put, sample
-from tests.integration.reconciler.fakeray import FakeNodes, submitted_prices
+from tests.integration.reconciler.fakeray import FakeKubelet, submitted_prices
 from tests.integration.reconciler.support import (
     Cluster,
     ReconcilerProcess,
     eventually,
     running_reconciler,
     selected_cluster,
-    write_kubeconfig,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,16 +30,20 @@ def _annotation(cluster: dict[str, Any], key: str) -> str | None:
 
 
 async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without_duplicates(
-    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes, tmp_path: Path
+    rk_api: client.ApiClient,
+    rk_kube: LocalKube,
+    namespace: str,
+    kubelet: FakeKubelet,
+    tmp_path: Path,
 ) -> None:
     kube = Cluster(rk_api, namespace)
-    config = write_kubeconfig(rk_kube.url, tmp_path / "kubeconfig")
+    config = rk_kube.write_kubeconfig(tmp_path / "kubeconfig")
     await kube.create(put(sample(), "spec.rayClusterDeletionDelaySeconds", 3))
     process = ReconcilerProcess(config, namespace)
     try:
         rs = await eventually(kube.running)
         old = rs["status"]["activeServiceStatus"]["rayClusterName"]
-        old_head = nodes.head(old)
+        old_head = kubelet.head(old)
         submitted_before = len(old_head.submissions)
         process.kill()
 
@@ -59,7 +62,7 @@ async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without
 
         async def new_has_config() -> bool:
             new = await two_clusters()
-            return bool(new) and new in nodes.heads and bool(nodes.head(new).submissions)
+            return bool(new) and new in kubelet.heads and bool(kubelet.head(new).submissions)
 
         async def switched() -> bool:
             services = await kube.services()
@@ -91,8 +94,8 @@ async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without
         services = await kube.services()
         assert selected_cluster(services["rayservice-sample-head-svc"]) == new
         assert selected_cluster(services["rayservice-sample-serve-svc"]) == new
-        assert sorted(nodes.heads) == sorted([old, new])  # no third cluster was ever made
-        new_head = nodes.head(new)
+        assert sorted(kubelet.heads) == sorted([old, new])  # no third cluster was ever made
+        new_head = kubelet.head(new)
         assert len(new_head.submissions) == 1  # no duplicate submission
         assert submitted_prices(new_head) == {"price": 4}
         assert len(old_head.submissions) == submitted_before  # nothing went to the old one
@@ -105,7 +108,7 @@ async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without
 
 
 async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop_it(
-    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     faults = rk_kube.faults
@@ -117,7 +120,7 @@ async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop
         async with running_reconciler(rk_api, namespace):
             rs = await eventually(kube.running)
             cluster = rs["status"]["activeServiceStatus"]["rayClusterName"]
-            head = nodes.head(cluster)
+            head = kubelet.head(cluster)
             # watches end and the history is compacted: the caches must list again (410)
             rk_kube.compact()
             faults.drop_watches()
@@ -145,10 +148,14 @@ async def _async(value: bool) -> bool:
 
 
 async def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies(
-    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes, tmp_path: Path
+    rk_api: client.ApiClient,
+    rk_kube: LocalKube,
+    namespace: str,
+    kubelet: FakeKubelet,
+    tmp_path: Path,
 ) -> None:
     kube = Cluster(rk_api, namespace)
-    config = write_kubeconfig(rk_kube.url, tmp_path / "kubeconfig")
+    config = rk_kube.write_kubeconfig(tmp_path / "kubeconfig")
     election = ("--leader-elect", "--leader-election-namespace", namespace)
     first = ReconcilerProcess(config, namespace, *election)
     await eventually(lambda: _async(first.said("leading")), within=15)
@@ -163,7 +170,7 @@ async def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_di
         lease = await coordination.read_namespaced_lease("raysvc-reconciler", namespace)
         leader = lease.spec.holder_identity
         first.kill()
-        head = nodes.head(rs["status"]["activeServiceStatus"]["rayClusterName"])
+        head = kubelet.head(rs["status"]["activeServiceStatus"]["rayClusterName"])
         await kube.update(
             lambda rs: rs["spec"].update(
                 serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 3", "price: 9")

@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from tests.builders import put, sample
-from tests.integration.reconciler.fakeray import FakeNodes
+from tests.integration.reconciler.fakeray import FakeKubelet
 from tests.integration.reconciler.support import (
     Cluster,
     eventually,
@@ -53,12 +53,12 @@ async def condition(kube: Cluster, kind: str) -> dict[str, Any]:
 
 
 async def test_a_newer_cluster_change_replaces_the_pending_cluster(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube)
-        nodes.paused = True  # new clusters get no Pods: the upgrade cannot finish
+        kubelet.paused = True  # new clusters get no Pods: the upgrade cannot finish
         await kube.update(version("2.100.0"))
         first = await eventually(lambda: pending_name(kube))
         await kube.update(version("2.101.0"))
@@ -70,7 +70,7 @@ async def test_a_newer_cluster_change_replaces_the_pending_cluster(
         second = await eventually(replaced)
         live = {c["metadata"]["name"] for c in await kube.live_clusters()}
         assert live == {active, second}
-        nodes.paused = False
+        kubelet.paused = False
 
         async def serving() -> bool:
             services = await kube.services()
@@ -86,12 +86,12 @@ async def _live_is(kube: Cluster, names: set[str]) -> bool:
 
 
 async def test_a_change_back_to_the_active_spec_cancels_the_upgrade(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube)
-        nodes.paused = True
+        kubelet.paused = True
         await kube.update(version("2.100.0"))
         await eventually(lambda: pending_name(kube))
         await kube.update(version("2.52.0"))
@@ -106,12 +106,12 @@ async def test_a_change_back_to_the_active_spec_cancels_the_upgrade(
 
 
 async def test_a_pending_cluster_past_the_upgrade_timeout_is_deleted_and_not_retried(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube)
-        nodes.paused = True
+        kubelet.paused = True
 
         def slow_upgrade(rs: dict[str, Any]) -> None:
             put(rs, VERSION, "2.100.0")
@@ -130,7 +130,7 @@ async def test_a_pending_cluster_past_the_upgrade_timeout_is_deleted_and_not_ret
         assert await _live_is(kube, {active})  # not retried while nothing changes
         assert "UpgradeTimedOut" in await kube.reasons()
         # a longer timeout is a new attempt
-        nodes.paused = False
+        kubelet.paused = False
         await kube.update(
             lambda rs: rs["metadata"]["annotations"].update(
                 {"raysvc.io/upgrade-timeout-seconds": "60"}
@@ -145,12 +145,12 @@ async def test_a_pending_cluster_past_the_upgrade_timeout_is_deleted_and_not_ret
 
 
 async def test_a_refused_serve_config_is_reported_once_and_not_retried(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube)
-        head = nodes.head(active)
+        head = kubelet.head(active)
         refusal = "1 validation error for ServeDeploySchema\napplications.0: bad"
         head.refuse = (400, refusal)
         puts_before = head.puts
@@ -185,12 +185,12 @@ async def test_a_refused_serve_config_is_reported_once_and_not_retried(
 
 
 async def test_an_unreachable_dashboard_past_its_threshold_replaces_the_cluster(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube, **{"spec.deploymentUnhealthySecondThreshold": 1})
-        nodes.head(active).dashboard_up = False
+        kubelet.head(active).dashboard_up = False
 
         async def replaced() -> str:
             services = await kube.services()
@@ -200,16 +200,16 @@ async def test_an_unreachable_dashboard_past_its_threshold_replaces_the_cluster(
         new = await eventually(replaced, within=15)
         await eventually(lambda: _live_is(kube, {new}))
         assert "UnhealthyClusterReplaced" in await kube.reasons()
-        assert nodes.head(new).submissions
+        assert kubelet.head(new).submissions
 
 
 async def test_an_application_unhealthy_past_its_threshold_replaces_the_cluster(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     async with running_reconciler(rk_api, namespace):
         active = await start(kube, **{"spec.serviceUnhealthySecondThreshold": 1})
-        nodes.head(active).forced["math_app"] = "UNHEALTHY"
+        kubelet.head(active).forced["math_app"] = "UNHEALTHY"
 
         async def replaced() -> str:
             services = await kube.services()

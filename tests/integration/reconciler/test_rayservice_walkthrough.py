@@ -16,7 +16,7 @@ from kubernetes_asyncio import client
 from localkube import LocalKube
 from reconciler.rayservice.observed import PlanSettings
 from tests.builders import get, put, sample
-from tests.integration.reconciler.fakeray import FakeNodes, submitted_prices
+from tests.integration.reconciler.fakeray import FakeKubelet, submitted_prices
 from tests.integration.reconciler.support import (
     Cluster,
     eventually,
@@ -38,7 +38,7 @@ def mango(price: int) -> Any:
 
 
 async def test_the_walkthrough_from_create_to_delete(
-    rk_api: client.ApiClient, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     body = sample()
@@ -63,7 +63,7 @@ async def test_the_walkthrough_from_create_to_delete(
         assert fruit["status"] == "RUNNING"
         assert fruit["serveDeploymentStatuses"]["MangoStand"]["status"] == "HEALTHY"
         assert rs["status"]["numServeEndpoints"] >= 1
-        head = nodes.head(name)
+        head = kubelet.head(name)
         assert len(head.submissions) == 1
         assert submitted_prices(head) == {"price": 3}
 
@@ -103,7 +103,7 @@ async def test_the_walkthrough_from_create_to_delete(
         assert selected_cluster((await kube.services())["rayservice-sample-head-svc"]) == new
         new_cluster = next(c for c in await kube.rayclusters() if c["metadata"]["name"] == new)
         assert get(new_cluster, "spec.workerGroupSpecs[0].replicas") == 2  # the current spec
-        assert submitted_prices(nodes.head(new)) == {"price": 4}
+        assert submitted_prices(kubelet.head(new)) == {"price": 4}
         assert len(head.submissions) == 2  # the old cluster got nothing more
         await eventually(lambda: _only(kube, new))
         rs = await eventually(kube.running)
@@ -141,7 +141,7 @@ async def _no_services(kube: Cluster) -> bool:
 
 
 async def test_an_idle_rayservice_costs_no_api_write(
-    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, nodes: FakeNodes
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str, kubelet: FakeKubelet
 ) -> None:
     kube = Cluster(rk_api, namespace)
     await kube.create()
@@ -171,7 +171,7 @@ async def test_a_rayservice_admitted_without_the_webhook_gets_its_hashes_compute
     kube = Cluster(rk_api, unhooked_namespace)
     await kube.create()
     async with (
-        FakeNodes(rk_api, unhooked_namespace),
+        FakeKubelet(rk_api, unhooked_namespace),
         running_reconciler(rk_api, unhooked_namespace),
     ):
         rs = await eventually(kube.running)
