@@ -155,17 +155,19 @@ async def test_workers_scale_up_and_the_autoscaler_chooses_which_go(
     doomed = workers[0]["metadata"]["name"]
     await api.edit_group(replicas=2, scaleStrategy={"workersToDelete": [doomed]})
 
-    async def scaled_down() -> bool:
-        left = await api.workers(2)
-        cluster = await api.get()
-        cleared = cluster["spec"]["workerGroupSpecs"][0]["scaleStrategy"]["workersToDelete"]
-        return (
-            left is not None
-            and doomed not in {p["metadata"]["name"] for p in left}
-            and (cleared == [])
-        )
+    async def seen() -> tuple[list[str], Any]:
+        left = [p["metadata"]["name"] for p in await api.pods("worker")]
+        group = (await api.get())["spec"]["workerGroupSpecs"][0]
+        return left, (group.get("scaleStrategy") or {}).get("workersToDelete")
 
-    await eventually(scaled_down)
+    async def scaled_down() -> bool:
+        left, doomed_list = await seen()
+        return len(left) == 2 and doomed not in left and doomed_list == []
+
+    try:
+        await eventually(scaled_down)
+    except AssertionError as e:
+        raise AssertionError(f"workers and workersToDelete: {await seen()}") from e
     await eventually(api.ready)
 
 
