@@ -28,6 +28,9 @@ import orjson
 from aiohttp import web
 from kubernetes_asyncio import client
 
+from reconciler.informer import Informer
+from reconciler.kube import KubeClient, kind_of
+
 __all__ = ["FakeHead", "FakeKubelet", "FakeRay", "submitted_prices"]
 
 DASHBOARD_PORT = 8265
@@ -194,7 +197,7 @@ def _ready(pod: Mapping[str, Any]) -> bool:
 
 class FakeKubelet:
     """Marks the Ray Pods of ``namespace`` ("" for all) Running and Ready with an IP; a head
-    Pod's IP is a new :class:`FakeHead`'s. Open with ``async with``."""
+    Pod's IP is a new :class:`FakeHead`'s. Follows Pods with a watch. Open with ``async with``."""
 
     def __init__(
         self,
@@ -205,28 +208,34 @@ class FakeKubelet:
         deploy_seconds: float = 0.3,
     ) -> None:
         self.api = api
-        self.namespace = namespace
         self.deploy_seconds = deploy_seconds
         self.heads: dict[str, FakeHead] = {}
         """Cluster name -> the head of its (latest) head Pod."""
-        self.paused = False
-        """While set, Pods stay Pending (a cluster that can never become ready)."""
+        self._paused = False
         self._ray = ray
         self._stack = contextlib.AsyncExitStack()
-        self._task: asyncio.Task[None] | None = None
+        self._pods = Informer(
+            KubeClient(api),
+            kind_of("v1", "Pod"),
+            namespaces=(namespace,) if namespace else (),
+            label_selector="ray.io/node-type",
+        )
+        self._pods.add_handler(self._on_pod)
+        self._todo: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._head_of_pod: dict[str, FakeHead] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> FakeKubelet:
         if self._ray is None:
             self._ray = await self._stack.enter_async_context(FakeRay())
-        self._task = asyncio.create_task(self._loop())
+        self._tasks = [asyncio.create_task(self._pods.run()), asyncio.create_task(self._work())]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self._stack.aclose()
 
     @property
@@ -234,52 +243,67 @@ class FakeKubelet:
         assert self._ray is not None
         return self._ray
 
+    @property
+    def paused(self) -> bool:
+        """While set, new Pods stay Pending (a cluster that can never become ready)."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = value
+        if not value:
+            for pod in self._pods.objects():
+                self._on_pod("MODIFIED", pod)
+
     def head(self, cluster: str) -> FakeHead:
         return self.heads[cluster]
 
-    async def _loop(self) -> None:
+    def _on_pod(self, kind: str, pod: Mapping[str, Any]) -> None:
+        meta = pod["metadata"]
+        if kind == "DELETED":
+            head = self._head_of_pod.pop(str(meta.get("uid")), None)
+            if head is not None:
+                asyncio.get_running_loop().create_task(self.ray.remove(head))
+            return
+        if not self._paused and not _ready(pod) and not meta.get("deletionTimestamp"):
+            self._todo.put_nowait((str(meta["namespace"]), str(meta["name"])))
+
+    async def _work(self) -> None:
         core = client.CoreV1Api(self.api)
         while True:
+            namespace, name = await self._todo.get()
+            pod = self._pods.get(namespace, name)
+            if pod is None or _ready(pod) or str(pod["metadata"]["uid"]) in self._head_of_pod:
+                continue
             try:
-                await self._round(core)
+                await self._start(core, pod)
             except client.ApiException as e:
                 if e.status < 500 and e.status not in (404, 409):
                     raise
                 # an injected fault or a race with a deletion: a kubelet tries again
-            await asyncio.sleep(0.1)
-
-    async def _round(self, core: client.CoreV1Api) -> None:
-        if self.namespace:
-            listed = await core.list_namespaced_pod(
-                self.namespace, label_selector="ray.io/node-type"
-            )
-        else:
-            listed = await core.list_pod_for_all_namespaces(label_selector="ray.io/node-type")
-        pods = [self.api.sanitize_for_serialization(p) for p in listed.items]
-        present = {p["metadata"]["uid"] for p in pods}
-        for uid in [u for u in self._head_of_pod if u not in present]:
-            await self.ray.remove(self._head_of_pod.pop(uid))
-        if not self.paused:
-            for pod in pods:
-                if not _ready(pod) and not pod["metadata"].get("deletionTimestamp"):
-                    await self._start(core, pod)
+                await asyncio.sleep(0.1)
+                self._todo.put_nowait((namespace, name))
 
     async def _start(self, core: client.CoreV1Api, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
+        head = None
         if labels.get("ray.io/node-type") == "head":
             head = await self.ray.add(self.deploy_seconds)
-            self._head_of_pod[meta["uid"]] = head
+        try:
+            await core.patch_namespaced_pod_status(  # type: ignore[call-arg]
+                meta["name"],
+                meta["namespace"],
+                {"status": _ready_status(head.ip if head else _loopback())},
+                _content_type="application/merge-patch+json",
+            )
+        except BaseException:
+            if head is not None:
+                await self.ray.remove(head)
+            raise
+        if head is not None:
+            self._head_of_pod[str(meta["uid"])] = head
             self.heads[str(labels.get("ray.io/cluster"))] = head
-            ip = head.ip
-        else:
-            ip = _loopback()
-        await core.patch_namespaced_pod_status(  # type: ignore[call-arg]
-            meta["name"],
-            meta["namespace"],
-            {"status": _ready_status(ip)},
-            _content_type="application/merge-patch+json",
-        )
 
 
 def submitted_prices(head: FakeHead) -> dict[str, Any]:
