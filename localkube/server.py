@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -166,6 +166,78 @@ def _options(request: web.Request) -> Options:
         force=_parse_bool(query.get("force"), "force"),
         user_agent=request.headers.get("User-Agent", ""),
     )
+
+
+def _write_options(request: web.Request, delete_options: Mapping[str, Any]) -> Options:
+    """The write options of a DELETE: a ``dryRun`` in the body counts as in the query."""
+    opts = _options(request)
+    return replace(opts, dry_run=True) if delete_options.get("dryRun") else opts
+
+
+def _parse_int(value: str, name: str) -> int:
+    """A query integer as Go's ``strconv.ParseInt`` reads it (400 on anything else)."""
+    try:
+        if not value or value.strip() != value or "_" in value:
+            raise ValueError(value)
+        return int(value, 10)
+    except ValueError:
+        raise errors.bad_request(
+            f'strconv.ParseInt: parsing "{value}": invalid syntax for parameter {name}'
+        ) from None
+
+
+_DELETE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "gracePeriodSeconds": (int,),
+    "propagationPolicy": (str,),
+    "orphanDependents": (bool,),
+    "preconditions": (dict,),
+    "dryRun": (list,),
+    "apiVersion": (str,),
+    "kind": (str,),
+}
+_GO_TYPES = {
+    "gracePeriodSeconds": "int64",
+    "propagationPolicy": "v1.DeletionPropagation",
+    "orphanDependents": "bool",
+    "preconditions": "v1.Preconditions",
+    "dryRun": "[]string",
+    "apiVersion": "string",
+    "kind": "string",
+}
+
+
+def _check_delete_options(options: Mapping[str, Any]) -> None:
+    """Refuse DeleteOptions fields of the wrong JSON type, worded as Go's decoder words it."""
+    for key, allowed in _DELETE_OPTION_TYPES.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        wrong = not isinstance(value, allowed) or (int in allowed and isinstance(value, bool))
+        if key == "dryRun" and not wrong:
+            wrong = not all(isinstance(v, str) for v in value)
+        if key == "preconditions" and not wrong:
+            wrong = any(
+                v is not None and not isinstance(v, str)
+                for k, v in value.items()
+                if k in ("uid", "resourceVersion")
+            )
+        if wrong:
+            raise errors.bad_request(
+                f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                f"DeleteOptions.{key} of type {_GO_TYPES[key]}"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 def _verb(method: str, target: Target, watch: bool) -> str:
@@ -389,7 +461,12 @@ class Handler:
         if method == "DELETE" and not target.subresource:
             options = await self._delete_options(request)
             result = await pipeline.delete(
-                rt, version, target.namespace, target.name, options, _options(request)
+                rt,
+                version,
+                target.namespace,
+                target.name,
+                options,
+                _write_options(request, options),
             )
             return _json(result.body, result.code, result.warnings)
         raise errors.method_not_allowed(rt.plural, rt.group, method)
@@ -408,13 +485,18 @@ class Handler:
             if not isinstance(decoded, dict):
                 raise errors.bad_request("DeleteOptions must be an object")
             options = decoded
+        _check_delete_options(options)
         query = request.query
         if "propagationPolicy" in query:
             options["propagationPolicy"] = query["propagationPolicy"]
         if "gracePeriodSeconds" in query:
-            options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            options["gracePeriodSeconds"] = _parse_int(
+                query["gracePeriodSeconds"], "gracePeriodSeconds"
+            )
         if "orphanDependents" in query:
             options["orphanDependents"] = _parse_bool(query["orphanDependents"], "orphanDependents")
+        if "dryRun" in query:
+            options["dryRun"] = query.getall("dryRun")
         for value in options.get("dryRun") or []:
             if value != "All":
                 raise errors.bad_request(
@@ -424,11 +506,7 @@ class Handler:
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
-        opts = _options(request)
-        if options.get("dryRun"):
-            opts = Options(
-                dry_run=True, field_manager=opts.field_manager, user_agent=opts.user_agent
-            )
+        opts = _write_options(request, options)
         labels, fields = self._selectors(request, target)
         objects, _ = self.kube.store.list(
             target.rt.key, target.namespace if target.rt.namespaced else None

@@ -1,0 +1,111 @@
+"""Where localkube once answered differently from kube-apiserver, pinned through the real kubectl
+and raw requests: DeleteOptions in a DELETE body, no-op server-side apply, Tables in watches,
+deprecated CRD versions."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+
+from localkube import LocalKube, protobuf
+from tests.integration.localkube.conftest import KUBECTL, Kubectl
+from tests.integration.localkube.helpers import raw
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session")]
+
+needs_kubectl = pytest.mark.skipif(
+    not KUBECTL.exists(), reason="/usr/bin/kubectl is not installed on this machine"
+)
+
+
+def configmap(name: str) -> client.V1ConfigMap:
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"a": "1"})
+
+
+# DeleteOptions in the body ----------------------------------------------------------------------
+@pytest.mark.kubectl
+@needs_kubectl
+async def test_delete_dry_run_sent_in_the_body_deletes_nothing(
+    kubectl: Kubectl, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    await core.create_namespaced_config_map(kube_namespace, configmap("kept"))
+    code, out, err = await kubectl("delete", "configmap", "kept", "--dry-run=server")
+    assert (code, out.strip()) == (0, 'configmap "kept" deleted (server dry run)'), err
+    code, out, err = await kubectl("delete", "configmaps", "--all", "--dry-run=server")
+    assert code == 0, err
+    assert (await core.read_namespaced_config_map("kept", kube_namespace)).data == {"a": "1"}
+
+
+async def test_delete_preconditions_in_the_body_are_409_on_mismatch(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    created = await core.create_namespaced_config_map(kube_namespace, configmap("pre"))
+    path = f"/api/v1/namespaces/{kube_namespace}/configmaps/pre"
+    status, body, _ = await raw(
+        localkube.url, "DELETE", path, body={"preconditions": {"uid": "other"}}
+    )
+    assert status == 409
+    assert body["message"] == (
+        'Operation cannot be fulfilled on configmaps "pre": Precondition failed: UID in '
+        f"precondition: other, UID in object meta: {created.metadata.uid}"
+    )
+    status, body, _ = await raw(
+        localkube.url, "DELETE", path, body={"preconditions": {"resourceVersion": "1"}}
+    )
+    assert status == 409
+    status, body, _ = await raw(localkube.url, "DELETE", path, body={"gracePeriodSeconds": "soon"})
+    assert (status, body["message"]) == (
+        400,
+        "json: cannot unmarshal string into Go struct field DeleteOptions.gracePeriodSeconds "
+        "of type int64",
+    )
+    status, body, _ = await raw(
+        localkube.url,
+        "DELETE",
+        path,
+        body={"preconditions": {"uid": created.metadata.uid}, "propagationPolicy": "Orphan"},
+    )
+    assert status == 200
+
+
+async def test_delete_collection_honours_a_dry_run_in_the_body(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    await core.create_namespaced_config_map(kube_namespace, configmap("coll"))
+    path = f"/api/v1/namespaces/{kube_namespace}/configmaps"
+    status, body, _ = await raw(localkube.url, "DELETE", path, body={"dryRun": ["All"]})
+    assert status == 200
+    assert [i["metadata"]["name"] for i in body["items"]] == ["coll"]
+    assert (await core.read_namespaced_config_map("coll", kube_namespace)).metadata.name == "coll"
+
+
+async def test_a_protobuf_delete_body_carries_its_dry_run(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    await core.create_namespaced_config_map(kube_namespace, configmap("keep"))
+    options = protobuf.encode(
+        {"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", "dryRun": ["All"]}
+    )
+    path = f"/api/v1/namespaces/{kube_namespace}/configmaps/keep"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.delete(
+            localkube.url + path,
+            data=options,
+            headers={"Content-Type": protobuf.MEDIA_TYPE, "Accept": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 200
+    assert (await core.read_namespaced_config_map("keep", kube_namespace)).metadata.name == "keep"
+
+
+async def test_a_grace_period_that_is_not_a_number_is_400(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    path = f"/api/v1/namespaces/{kube_namespace}/configmaps/x?gracePeriodSeconds=abc"
+    status, body, _ = await raw(localkube.url, "DELETE", path)
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"] == (
+        'strconv.ParseInt: parsing "abc": invalid syntax for parameter gracePeriodSeconds'
+    )
