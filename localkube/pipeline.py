@@ -628,7 +628,8 @@ class Pipeline:
             if not meta.get("managedFields"):
                 meta.pop("managedFields", None)
         await self.validate_admission(_with(attrs, new), warnings)
-        if new == old:
+        if _without_manager_times(new) == _without_manager_times(old):
+            # only managedFields timestamps moved: kube-apiserver skips such a write
             return Result(old, 200, warnings)
         finished = (
             bool(meta.get("deletionTimestamp"))
@@ -1030,6 +1031,22 @@ def _apply_webhook_patch(
         ) from e
     patched["apiVersion"] = obj.get("apiVersion")
     return patched
+
+
+def _without_manager_times(obj: Mapping[str, Any]) -> Any:
+    """``obj`` with the ``time`` of its managedFields entries left out (for no-op checks)."""
+    entries = _meta(obj).get("managedFields")
+    if not isinstance(entries, list):
+        return obj
+    out = dict(obj)
+    out["metadata"] = {
+        **_meta(obj),
+        "managedFields": [
+            {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+            for e in entries
+        ],
+    }
+    return out
 
 
 def _namespace_finalizers(rt: ResourceType, obj: Mapping[str, Any]) -> list[Any]:

@@ -4,13 +4,17 @@ deprecated CRD versions."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
 from localkube import LocalKube, protobuf
 from tests.integration.localkube.conftest import KUBECTL, Kubectl
-from tests.integration.localkube.helpers import raw
+from tests.integration.localkube.helpers import eventually, manifest, raw, rayservice
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session")]
 
@@ -109,3 +113,34 @@ async def test_a_grace_period_that_is_not_a_number_is_400(
     assert body["message"] == (
         'strconv.ParseInt: parsing "abc": invalid syntax for parameter gracePeriodSeconds'
     )
+
+
+# no-op server-side apply --------------------------------------------------------------------------
+async def _next_second(after: str) -> None:
+    """Wait (polling) until the wall clock's second is past the timestamp ``after``."""
+
+    async def later() -> bool:
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") > after
+
+    await eventually(later, within=3)
+
+
+@pytest.mark.kubectl
+@needs_kubectl
+async def test_an_identical_server_side_apply_is_a_no_op_that_keeps_the_resource_version(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}}
+    for doc, what in ((cm, "configmap/ssa"), (rayservice("ssa"), "rayservice.ray.io/ssa")):
+        path = manifest(tmp_path, doc)
+        code, out, err = await kubectl("apply", "--server-side", "-f", path)
+        assert (code, out.strip()) == (0, f"{what} serverside-applied"), err
+        code, out, _ = await kubectl("get", what, "-o", "json", "--show-managed-fields")
+        before = json.loads(out)["metadata"]
+        await _next_second(before["managedFields"][0]["time"])
+        code, out, err = await kubectl("apply", "--server-side", "-f", path)
+        assert (code, out.strip()) == (0, f"{what} serverside-applied"), err
+        code, out, _ = await kubectl("get", what, "-o", "json", "--show-managed-fields")
+        after = json.loads(out)["metadata"]
+        assert after["resourceVersion"] == before["resourceVersion"]
+        assert after["managedFields"] == before["managedFields"]
