@@ -657,7 +657,23 @@ class Handler:
                 and fields.matches(obj)
             )
 
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        headers_sent = False
+
         async def send(kind: str, obj: Mapping[str, Any]) -> None:
+            nonlocal headers_sent
+            if as_table and kind in ("ADDED", "MODIFIED", "DELETED"):
+                # each event's object is a one-row Table; only the first carries the columns
+                obj = tables.to_table(
+                    rt,
+                    version,
+                    [obj],
+                    resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")),
+                    include_object=query.get("includeObject", "Metadata"),
+                )
+                if headers_sent:
+                    obj["columnDefinitions"] = None
+                headers_sent = True
             line = json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
             await response.write(line.encode())
 

@@ -4,9 +4,12 @@ deprecated CRD versions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,7 +17,7 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube, protobuf
 from tests.integration.localkube.conftest import KUBECTL, Kubectl
-from tests.integration.localkube.helpers import eventually, manifest, raw, rayservice
+from tests.integration.localkube.helpers import eventually, manifest, merge_patch, raw, rayservice
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session")]
 
@@ -144,3 +147,61 @@ async def test_an_identical_server_side_apply_is_a_no_op_that_keeps_the_resource
         after = json.loads(out)["metadata"]
         assert after["resourceVersion"] == before["resourceVersion"]
         assert after["managedFields"] == before["managedFields"]
+
+
+# Tables in watches --------------------------------------------------------------------------------
+def _deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "example/c:1"}]},
+            },
+        },
+    }
+
+
+@pytest.mark.kubectl
+@needs_kubectl
+async def test_get_watch_prints_every_event_as_a_table_row_under_one_header(
+    kubectl: Kubectl, tmp_path: Path, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    apps = client.AppsV1Api(kube_api)
+    await apps.create_namespaced_deployment(kube_namespace, _deployment("w1"))  # type: ignore[arg-type]
+    process = await asyncio.create_subprocess_exec(
+        str(KUBECTL),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "get",
+        "deployments",
+        "--watch",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path)},
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            lines.append((await process.stdout.readline()).decode())
+            lines.append((await process.stdout.readline()).decode())
+            await apps.create_namespaced_deployment(kube_namespace, _deployment("w2"))  # type: ignore[arg-type]
+            lines.append((await process.stdout.readline()).decode())
+            await merge_patch(
+                apps.patch_namespaced_deployment,
+                "w1",
+                kube_namespace,
+                {"spec": {"replicas": 3}},
+            )
+            lines.append((await process.stdout.readline()).decode())
+    finally:
+        process.kill()
+        await process.wait()
+    rows = [line.split() for line in lines]
+    assert rows[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert [r[:2] for r in rows[1:]] == [["w1", "0/1"], ["w2", "0/1"], ["w1", "0/3"]]
+    assert all(len(r) == 5 for r in rows[1:])
