@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_DEPRECATION = web.RequestKey("deprecation", str)  # the deprecated version's warning
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -104,9 +105,16 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
         content_type="application/json",
     )
     for warning in _dedupe(warnings or []):
-        escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
-        response.headers.add("Warning", f'299 - "{escaped}"')
+        _add_warning(response, warning)
     return response
+
+
+def _add_warning(response: web.StreamResponse, warning: str) -> None:
+    """Add a ``Warning: 299 - "..."`` header (RFC 7234 form, as kube-apiserver writes it)."""
+    escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+    header = f'299 - "{escaped}"'
+    if header not in response.headers.getall("Warning", []):
+        response.headers.add("Warning", header)
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -265,6 +273,9 @@ class Handler:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
             response = _error(errors.too_large("the request body is too large"))
+        deprecation = request.get(_DEPRECATION, "")
+        if deprecation and not response.prepared:
+            _add_warning(response, deprecation)
         if isinstance(response, web.Response) and _wants_protobuf(request):
             response = _as_protobuf(response)
         log.debug(
@@ -304,6 +315,7 @@ class Handler:
                 raise _not_found_path()
             return _json(doc)
         target = self._target(group, version, rest)
+        request[_DEPRECATION] = target.rt.deprecation(version)
         watch = request.method == "GET" and _parse_bool(request.query.get("watch"), "watch")
         info = RequestInfo(
             _verb(request.method, target, watch),
@@ -649,6 +661,8 @@ class Handler:
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
         )
         response.enable_chunked_encoding()
+        if request.get(_DEPRECATION):
+            _add_warning(response, request[_DEPRECATION])
 
         def matches(obj: Mapping[str, Any] | None) -> bool:
             return (

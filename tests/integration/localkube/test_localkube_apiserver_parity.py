@@ -205,3 +205,69 @@ async def test_get_watch_prints_every_event_as_a_table_row_under_one_header(
     assert rows[0] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert [r[:2] for r in rows[1:]] == [["w1", "0/1"], ["w2", "0/1"], ["w1", "0/3"]]
     assert all(len(r) == 5 for r in rows[1:])
+
+
+# deprecated CRD versions --------------------------------------------------------------------------
+def _widget_crd(group: str) -> dict[str, Any]:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {"name": "v1", "served": True, "storage": True, "schema": schema},
+                {
+                    "name": "v1beta1",
+                    "served": True,
+                    "storage": False,
+                    "deprecated": True,
+                    "deprecationWarning": f"{group}/v1beta1 Widget is deprecated; use {group}/v1",
+                    "schema": schema,
+                },
+                {
+                    "name": "v1alpha1",
+                    "served": True,
+                    "storage": False,
+                    "deprecated": True,
+                    "schema": schema,
+                },
+            ],
+        },
+    }
+
+
+@pytest.mark.kubectl
+@needs_kubectl
+async def test_every_request_to_a_deprecated_crd_version_carries_its_warning(
+    kubectl: Kubectl, tmp_path: Path, localkube: LocalKube, kube_namespace: str
+) -> None:
+    group = f"{kube_namespace}.example.com"
+    crd = tmp_path / "crd.yaml"
+    crd.write_text(json.dumps(_widget_crd(group)))
+    code, _, err = await kubectl("apply", "-f", str(crd))
+    assert code == 0, err
+    try:
+        widget = {"apiVersion": f"{group}/v1beta1", "kind": "Widget", "metadata": {"name": "w"}}
+        code, out, err = await kubectl("apply", "-f", manifest(tmp_path, widget))
+        assert code == 0, err
+        warning = f"Warning: {group}/v1beta1 Widget is deprecated; use {group}/v1"
+        assert warning in err.splitlines()
+        code, out, err = await kubectl("get", f"widgets.v1beta1.{group}", "w")
+        assert code == 0
+        assert warning in err.splitlines()
+        code, out, err = await kubectl("get", f"widgets.v1beta1.{group}", "absent")
+        assert code == 1
+        assert warning in err.splitlines()
+        path = (
+            f"/apis/{group}/v1alpha1/namespaces/{kube_namespace}/widgets?watch=1&timeoutSeconds=1"
+        )
+        status, _, warnings = await raw(localkube.url, "GET", path)
+        assert (status, warnings) == (200, [f'299 - "{group}/v1alpha1 Widget is deprecated"'])
+        code, _, err = await kubectl("get", f"widgets.v1.{group}", "w")
+        assert (code, "Warning" in err) == (0, False)
+    finally:
+        await kubectl("delete", "-f", str(crd), "--wait=false")
