@@ -817,7 +817,11 @@ def _sync_registry(kube: Kube) -> Callable[[Event], None]:
     def listener(event: Event) -> None:
         if event.key == CRD_KEY:
             crds, _ = kube.store.list(CRD_KEY)
+            served = set(kube.registry.types)
             kube.registry.replace_custom(crds)
+            for key in set(kube.registry.types) - served:
+                # a newly served resource's watch history starts now (its cache initialises)
+                kube.store.start_watch_history(key)
         if event.key == ("", "services") and event.type == "DELETED":
             kube.pipeline.cluster_ips.release(
                 str((event.obj.get("spec") or {}).get("clusterIP", ""))
@@ -870,6 +874,7 @@ def make_app(
         )
         store.listeners.append(_sync_registry(kube))
         await _bootstrap(kube)
+        store.start_watch_history()
         task: asyncio.Task[None] | None = None
         if settings.garbage_collection:
             task = asyncio.create_task(Controllers(pipeline).run(), name="localkube-controllers")

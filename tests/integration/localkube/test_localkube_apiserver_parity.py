@@ -256,10 +256,10 @@ async def test_every_request_to_a_deprecated_crd_version_carries_its_warning(
         assert code == 0, err
         warning = f"Warning: {group}/v1beta1 Widget is deprecated; use {group}/v1"
         assert warning in err.splitlines()
-        code, out, err = await kubectl("get", f"widgets.v1beta1.{group}", "w")
+        code, _, err = await kubectl("get", f"widgets.v1beta1.{group}", "w")
         assert code == 0
         assert warning in err.splitlines()
-        code, out, err = await kubectl("get", f"widgets.v1beta1.{group}", "absent")
+        code, _, err = await kubectl("get", f"widgets.v1beta1.{group}", "absent")
         assert code == 1
         assert warning in err.splitlines()
         path = (
