@@ -252,7 +252,7 @@ async def test_every_request_to_a_deprecated_crd_version_carries_its_warning(
     assert code == 0, err
     try:
         widget = {"apiVersion": f"{group}/v1beta1", "kind": "Widget", "metadata": {"name": "w"}}
-        code, out, err = await kubectl("apply", "-f", manifest(tmp_path, widget))
+        code, _, err = await kubectl("apply", "-f", manifest(tmp_path, widget))
         assert code == 0, err
         warning = f"Warning: {group}/v1beta1 Widget is deprecated; use {group}/v1"
         assert warning in err.splitlines()
