@@ -705,8 +705,7 @@ class Handler:
             objects, _ = store.list(rt.key, namespace)
             initial = [o for o in objects if matches(o)]
         deadline = time.monotonic() + timeout
-        interval = self.kube.bookmark_interval
-        next_bookmark = time.monotonic() + interval
+        next_bookmark = _next_bookmark(time.monotonic(), self.kube.bookmark_interval, deadline)
         await response.prepare(request)
         try:
             for obj in initial:
@@ -715,11 +714,11 @@ class Handler:
                 now = time.monotonic()
                 if now >= deadline:
                     break
-                if bookmarks and now >= next_bookmark:
+                if bookmarks and next_bookmark is not None and now >= next_bookmark:
                     watcher.push(store.revision)
-                    next_bookmark = now + self.kube.bookmark_interval
+                    next_bookmark = _next_bookmark(now, self.kube.bookmark_interval, deadline)
                 wait = deadline - now
-                if bookmarks:
+                if bookmarks and next_bookmark is not None:
                     wait = min(wait, max(0.0, next_bookmark - now))
                 try:
                     async with asyncio.timeout(wait):
@@ -781,6 +780,14 @@ class Handler:
                 await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _next_bookmark(now: float, interval: float, deadline: float) -> float | None:
+    """When the next BOOKMARK is due: every ``interval``, but also about 2 s before the watch's
+    deadline so the client learns a fresh resourceVersion before the stream ends (the
+    cacher's ``nextBookmarkTime``); ``None`` when that moment has already passed."""
+    due = min(now + interval, deadline - 2.0)
+    return due if due > now else None
 
 
 def _transition(event: Event, matches: Callable[[Mapping[str, Any] | None], bool]) -> str:

@@ -422,3 +422,26 @@ async def test_a_custom_resources_watch_history_starts_when_its_crd_is_served(
             assert [(t, n) for t, n, _ in await collect(stream, 1)] == [("ADDED", "g")]
     finally:
         await extensions.delete_custom_resource_definition(f"gadgets.{group}")
+
+
+async def test_a_bookmark_arrives_about_two_seconds_before_the_watch_deadline(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    assert localkube.bookmark_interval == 60  # far beyond this watch's 3 s
+    created = await core.create_namespaced_config_map(kube_namespace, configmap("dl"))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with watch.Watch() as stream:
+        stream.stream(
+            core.list_namespaced_config_map,
+            kube_namespace,
+            allow_watch_bookmarks=True,
+            resource_version=created.metadata.resource_version,
+            timeout_seconds=3,
+        )
+        events = []
+        async for event in stream:
+            events.append((event["type"], loop.time() - start))
+    assert [kind for kind, _ in events] == ["BOOKMARK"]
+    assert 0.5 <= events[0][1] <= 2.5
+    assert int(stream.resource_version or 0) >= int(created.metadata.resource_version)
