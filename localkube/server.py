@@ -23,10 +23,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from localkube import discovery, errors, protobuf, tables
+from localkube import decoding, discovery, errors, protobuf, tables
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -176,6 +175,22 @@ def _options(request: web.Request) -> Options:
     )
 
 
+def _continue_token(token: str) -> tuple[int, tuple[str, str]]:
+    """The (list revision, last namespace and name) a ``continue`` token carries (else 400)."""
+    try:
+        decoded = json.loads(base64.b64decode(token, validate=True))
+        rv, start = decoded["rv"], decoded["start"]
+        if not isinstance(rv, int) or isinstance(rv, bool):
+            raise ValueError("rv is not an integer")
+        if not (isinstance(start, list) and len(start) == 2):
+            raise ValueError("start is not a namespace and a name")
+        if not all(isinstance(part, str) for part in start):
+            raise ValueError("start is not a namespace and a name")
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise errors.bad_request(f"continue key is not valid: {e}") from None
+    return rv, (start[0], start[1])
+
+
 def _write_options(request: web.Request, delete_options: Mapping[str, Any]) -> Options:
     """The write options of a DELETE: a ``dryRun`` in the body counts as in the query."""
     opts = _options(request)
@@ -273,6 +288,11 @@ class Handler:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
             response = _error(errors.too_large("the request body is too large"))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # a bug must still answer a Status, never a traceback
+            log.exception("request failed", extra={"method": request.method, "path": request.path})
+            response = _error(errors.internal_error("the server could not serve the request"))
         deprecation = request.get(_DEPRECATION, "")
         if deprecation and not response.prepared:
             _add_warning(response, deprecation)
@@ -398,11 +418,14 @@ class Handler:
                 raise errors.bad_request(
                     f"Object '{target.rt.kind}' cannot be decoded from protobuf: {e}"
                 ) from e
+        limit = self.kube.settings.max_body_bytes
         try:
             if content_type == "application/yaml":
-                return yaml.safe_load(raw.decode())
-            return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as e:
+                return decoding.load_yaml(raw, max_bytes=limit)
+            return decoding.load_json(raw, max_bytes=limit)
+        except decoding.DecodeError as e:
+            if e.too_large:
+                raise errors.too_large(str(e)) from e
             kind = target.rt.kind
             raise errors.bad_request(f"Object '{kind}' cannot be decoded: {e}") from e
 
@@ -491,7 +514,7 @@ class Handler:
                 if raw.startswith(protobuf.MAGIC):
                     decoded: Any = protobuf.decode(raw)
                 else:
-                    decoded = json.loads(raw)
+                    decoded = decoding.load_json(raw, max_bytes=self.kube.settings.max_body_bytes)
             except (ValueError, protobuf.ProtobufError) as e:
                 raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
             if not isinstance(decoded, dict):
@@ -590,11 +613,7 @@ class Handler:
         start = 0
         token = request.query.get("continue")
         if token:
-            try:
-                decoded = json.loads(base64.b64decode(token))
-                list_rv, after = int(decoded["rv"]), tuple(decoded["start"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise errors.bad_request(f"continue key is not valid: {e}") from e
+            list_rv, after = _continue_token(token)
             if list_rv < self.kube.store.compacted_revision:
                 raise errors.expired(
                     "The provided continue parameter is too "
@@ -611,7 +630,7 @@ class Handler:
                 ),
                 len(items),
             )
-        limit = int(request.query.get("limit") or 0)
+        limit = _parse_int(request.query.get("limit") or "0", "limit")
         page = items[start : start + limit] if limit > 0 else items[start:]
         next_token = ""
         if limit > 0 and start + limit < len(items):
@@ -647,7 +666,10 @@ class Handler:
         rt, version = target.rt, target.version
         query = request.query
         bookmarks = _parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
-        timeout = float(query.get("timeoutSeconds") or 0) or self.kube.settings.max_watch_seconds
+        # an integer, as Go parses it (nan, inf or 1e309 are 400), capped at the longest watch
+        requested = _parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
+        longest = self.kube.settings.max_watch_seconds
+        timeout = min(float(requested), longest) if requested else longest
         rv = query.get("resourceVersion", "")
         namespace = None if target.all_namespaces or not rt.namespaced else target.namespace
         store = self.kube.store
@@ -768,8 +790,12 @@ class Handler:
             pod=target.name,
             container=container,
             follow=_parse_bool(query.get("follow"), "follow"),
-            tail_lines=int(query["tailLines"]) if query.get("tailLines") else None,
-            limit_bytes=int(query["limitBytes"]) if query.get("limitBytes") else None,
+            tail_lines=_parse_int(query["tailLines"], "tailLines")
+            if query.get("tailLines")
+            else None,
+            limit_bytes=(
+                _parse_int(query["limitBytes"], "limitBytes") if query.get("limitBytes") else None
+            ),
             previous=_parse_bool(query.get("previous"), "previous"),
         )
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
