@@ -26,6 +26,7 @@ from localkube.errors import Cause
 __all__ = [
     "OBJECT_META_FIELDS",
     "apply_defaults",
+    "invalid_patterns",
     "prune",
     "validate",
     "validate_name",
@@ -341,6 +342,35 @@ def _matches(pattern: str, value: str) -> bool:
     regexp does (an invalid pattern, which kube-apiserver refuses in the CRD, matches)."""
     compiled = _pattern(pattern)
     return compiled is None or compiled.search(value) is not None
+
+
+def invalid_patterns(schema: Any, path: str) -> list[Cause]:
+    """``pattern``s in a structural schema that Go's regexp (RE2) cannot compile."""
+    causes: list[Cause] = []
+    stack: list[tuple[Any, str]] = [(schema, path)]
+    while stack:
+        node, where = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and _pattern(pattern) is None:
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(pattern)}: must be a valid regular expression, "
+                    "but isn't",
+                    f"{where}.pattern",
+                )
+            )
+        for key, child in (node.get("properties") or {}).items():
+            stack.append((child, f"{where}.properties[{key}]"))
+        for key in ("items", "additionalProperties", "not"):
+            if isinstance(node.get(key), Mapping):
+                stack.append((node[key], f"{where}.{key}"))
+        for key in ("allOf", "anyOf", "oneOf"):
+            for i, child in enumerate(node.get(key) or []):
+                stack.append((child, f"{where}.{key}[{i}]"))
+    return sorted(causes, key=lambda c: c.field)
 
 
 _DNS1123_SUBDOMAIN = re.compile(

@@ -329,3 +329,39 @@ async def test_a_merge_patch_cannot_give_a_field_the_wrong_type(
     )
     assert status == 400
     assert json.dumps(answer).count("map[string]string") == 1
+
+
+async def test_a_crd_whose_pattern_go_regexp_cannot_compile_is_invalid(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    group = f"{kube_namespace}.example.com"
+    schema = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {"w": {"type": "string", "pattern": "(?=a)"}},
+                }
+            },
+        }
+    }
+    crd = {
+        "metadata": {"name": f"looks.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "looks", "kind": "Look"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+        },
+    }
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    status, answer, _ = await raw(localkube.url, "POST", path, body=crd)
+    assert (status, answer["reason"]) == (422, "Invalid")
+    assert answer["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "(?=a)": must be a valid regular expression, but isn\'t',
+            "field": "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[w].pattern",
+        }
+    ]
