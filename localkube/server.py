@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-_DEPRECATION = web.RequestKey("deprecation", str)  # the deprecated version's warning
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -293,9 +292,6 @@ class Handler:
         except Exception:  # a bug must still answer a Status, never a traceback
             log.exception("request failed", extra={"method": request.method, "path": request.path})
             response = _error(errors.internal_error("the server could not serve the request"))
-        deprecation = request.get(_DEPRECATION, "")
-        if deprecation and not response.prepared:
-            _add_warning(response, deprecation)
         if isinstance(response, web.Response) and _wants_protobuf(request):
             response = _as_protobuf(response)
         log.debug(
@@ -335,7 +331,16 @@ class Handler:
                 raise _not_found_path()
             return _json(doc)
         target = self._target(group, version, rest)
-        request[_DEPRECATION] = target.rt.deprecation(version)
+        deprecation = target.rt.deprecation(version)
+        try:
+            response = await self._resource(request, target)
+        except ApiError as e:
+            response = _error(e)
+        if deprecation and not response.prepared:
+            _add_warning(response, deprecation)  # every answer, errors included
+        return response
+
+    async def _resource(self, request: web.Request, target: Target) -> web.StreamResponse:
         watch = request.method == "GET" and _parse_bool(request.query.get("watch"), "watch")
         info = RequestInfo(
             _verb(request.method, target, watch),
@@ -683,8 +688,8 @@ class Handler:
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
         )
         response.enable_chunked_encoding()
-        if request.get(_DEPRECATION):
-            _add_warning(response, request[_DEPRECATION])
+        if rt.deprecation(version):
+            _add_warning(response, rt.deprecation(version))
 
         def matches(obj: Mapping[str, Any] | None) -> bool:
             return (
