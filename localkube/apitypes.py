@@ -52,6 +52,8 @@ class VersionInfo:
     status: bool = False
     printer_columns: tuple[PrinterColumn, ...] = ()
     selectable_fields: tuple[str, ...] = ()
+    deprecated: bool = False
+    deprecation_warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,13 @@ class ResourceType:
         if self.custom:
             return info is not None and info.status
         return "status" in self.subresources
+
+    def deprecation(self, version: str) -> str:
+        """The ``Warning`` every request to a deprecated served version gets (else ``""``)."""
+        info = self.version(version)
+        if info is None or not info.deprecated:
+            return ""
+        return info.deprecation_warning or f"{self.api_version(version)} {self.kind} is deprecated"
 
     def selectable(self, version: str) -> frozenset[str]:
         """Field paths a field selector may name for this resource."""

@@ -115,6 +115,65 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def _pod_ready(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    statuses = [s for s in _get(obj, "status", "containerStatuses") or [] if isinstance(s, Mapping)]
+    ready = sum(1 for s in statuses if s.get("ready") is True)
+    return f"{ready}/{len(_get(obj, 'spec', 'containers') or [])}"
+
+
+def _pod_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    if _get(obj, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    reason = _get(obj, "status", "reason")
+    for status in _get(obj, "status", "containerStatuses") or []:
+        waiting = (
+            _get(status, "state", "waiting", "reason") if isinstance(status, Mapping) else None
+        )
+        terminated = (
+            _get(status, "state", "terminated", "reason") if isinstance(status, Mapping) else None
+        )
+        reason = waiting or terminated or reason
+    return str(reason or _get(obj, "status", "phase") or "Unknown")
+
+
+def _pod_restarts(obj: Mapping[str, Any], now: datetime | None = None) -> int:
+    return sum(
+        s.get("restartCount", 0)
+        for s in _get(obj, "status", "containerStatuses") or []
+        if isinstance(s, Mapping) and isinstance(s.get("restartCount", 0), int)
+    )
+
+
+def _external_ips(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    ips = [str(ip) for ip in _get(obj, "spec", "externalIPs") or []]
+    ips += [
+        str(e.get("ip") or e.get("hostname"))
+        for e in _get(obj, "status", "loadBalancer", "ingress") or []
+        if isinstance(e, Mapping)
+    ]
+    if ips:
+        return ",".join(ips)
+    return "<pending>" if _get(obj, "spec", "type") == "LoadBalancer" else "<none>"
+
+
+def _service_ports(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    parts = []
+    for port in _get(obj, "spec", "ports") or []:
+        if isinstance(port, Mapping):
+            node = f":{port['nodePort']}" if port.get("nodePort") else ""
+            parts.append(f"{port.get('port')}{node}/{port.get('protocol', 'TCP')}")
+    return ",".join(parts) or "<none>"
+
+
+def _service_selector(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    selector = _get(obj, "spec", "selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items())) or "<none>"
+
+
+def _data_count(obj: Mapping[str, Any], now: datetime | None = None) -> int:
+    return len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+
+
 def _role_ref(obj: Mapping[str, Any], now: datetime | None = None) -> str:
     ref = obj.get("roleRef") or {}
     return f"{ref.get('kind', '')}/{ref.get('name', '')}" if isinstance(ref, Mapping) else ""
@@ -276,8 +335,11 @@ BUILTINS: tuple[ResourceType, ...] = (
         ),
         return_deleted_object=True,
         columns=(
-            PrinterColumn("Status", "string", ".status.phase"),
-            PrinterColumn("IP", "string", ".status.podIP", priority=1),
+            _column("Ready", _pod_ready),
+            _column("Status", _pod_status),
+            _column("Restarts", _pod_restarts),
+            _column("IP", _json_cell("status", "podIP"), priority=1),
+            _column("Node", _json_cell("spec", "nodeName"), priority=1),
         ),
     ),
     _builtin(
@@ -293,6 +355,9 @@ BUILTINS: tuple[ResourceType, ...] = (
         columns=(
             PrinterColumn("Type", "string", ".spec.type"),
             PrinterColumn("Cluster-IP", "string", ".spec.clusterIP"),
+            _column("External-IP", _external_ips),
+            _column("Port(s)", _service_ports),
+            _column("Selector", _service_selector, priority=1),
         ),
     ),
     _builtin("", "v1", "endpoints", "Endpoints", namespaced=True, short_names=("ep",)),
@@ -303,9 +368,20 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Secret",
         namespaced=True,
         field_selectors=frozenset({"type"}),
-        columns=(PrinterColumn("Type", "string", ".type"),),
+        columns=(
+            PrinterColumn("Type", "string", ".type"),
+            _column("Data", _data_count, kind="integer"),
+        ),
     ),
-    _builtin("", "v1", "configmaps", "ConfigMap", namespaced=True, short_names=("cm",)),
+    _builtin(
+        "",
+        "v1",
+        "configmaps",
+        "ConfigMap",
+        namespaced=True,
+        short_names=("cm",),
+        columns=(_column("Data", _data_count, kind="integer"),),
+    ),
     _builtin(
         "",
         "v1",

@@ -105,9 +105,10 @@ class ApiError(Exception):
 class PatchError(Exception):
     """A patch body that is malformed (``bad_body``) or cannot be applied to the object."""
 
-    def __init__(self, message: str, *, bad_body: bool) -> None:
+    def __init__(self, message: str, *, bad_body: bool, too_large: bool = False) -> None:
         super().__init__(message)
         self.bad_body = bad_body
+        self.too_large = too_large
 
 
 def _qualified(resource: str, group: str) -> str:

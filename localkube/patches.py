@@ -23,6 +23,7 @@ from localkube.errors import PatchError
 __all__ = [
     "APPLY_PATCH",
     "JSON_PATCH",
+    "MAX_JSON_PATCH_OPERATIONS",
     "MERGE_PATCH",
     "STRATEGIC_MERGE_PATCH",
     "apply_json_patch",
@@ -32,6 +33,7 @@ __all__ = [
     "primitive_merge_list",
 ]
 
+MAX_JSON_PATCH_OPERATIONS = 10_000
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -103,6 +105,8 @@ def primitive_merge_list(path: tuple[str, ...]) -> bool:
 def _decode(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except RecursionError:
+        raise PatchError("error decoding patch: exceeded max depth", bad_body=True) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise PatchError(f"error decoding patch: {e}", bad_body=True) from e
 
@@ -148,19 +152,46 @@ def _json_type(value: Any) -> str:
     return "null"
 
 
-def apply_json_patch(target: Mapping[str, Any], body: bytes) -> dict[str, Any]:
-    """RFC 6902 JSON patch: a body that is not an array is a decode error (400)."""
+def apply_json_patch(
+    target: Mapping[str, Any], body: bytes, *, max_copy_bytes: int = 3 * 1024 * 1024
+) -> dict[str, Any]:
+    """RFC 6902 JSON patch: a body that is not an array is a decode error (400).
+
+    At most :data:`MAX_JSON_PATCH_OPERATIONS` operations, and ``copy`` operations may add at
+    most ``max_copy_bytes`` of JSON together (both 413), as kube-apiserver bounds them.
+    """
     ops = _decode(body)
     if not isinstance(ops, list):
         raise PatchError(
             f"json: cannot unmarshal {_json_type(ops)} into Go value of type jsonpatch.Patch",
             bad_body=True,
         )
+    if len(ops) > MAX_JSON_PATCH_OPERATIONS:
+        raise PatchError(
+            f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            f"got {len(ops)}",
+            bad_body=True,
+            too_large=True,
+        )
     for op in ops:
         if not isinstance(op, dict) or "op" not in op:
             raise PatchError("json: cannot unmarshal patch operation", bad_body=True)
     try:
-        patched = jsonpatch.JsonPatch(ops).apply(copy.deepcopy(dict(target)))
+        patched: Any = copy.deepcopy(dict(target))
+        copied = 0
+        for op in ops:
+            if op.get("op") == "copy":
+                # json-patch's AccumulatedCopySizeLimit: copies may not grow the object unboundedly
+                source = jsonpointer.resolve_pointer(patched, str(op.get("from", "")))
+                copied += len(json.dumps(source))
+                if copied > max_copy_bytes:
+                    raise PatchError(
+                        "Unable to complete the copy, the accumulated size increase of copy is "
+                        f"{copied}, exceeding the limit {max_copy_bytes}",
+                        bad_body=False,
+                        too_large=True,
+                    )
+            patched = jsonpatch.JsonPatch([op]).apply(patched, in_place=True)
     except jsonpatch.JsonPatchTestFailed as e:
         raise PatchError(f"testing value failed: {e}", bad_body=False) from e
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as e:

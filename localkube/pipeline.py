@@ -24,9 +24,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
-from localkube import errors, fieldmanager, patches, schema, storage, strategies
+from localkube import (
+    decoding,
+    errors,
+    fieldmanager,
+    patches,
+    schema,
+    shapes,
+    storage,
+    strategies,
+)
 from localkube.admission import (
     Attributes,
     InvalidResponse,
@@ -196,6 +203,7 @@ class Pipeline:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
+        self._check_shape(rt, version, obj)
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
                 raise errors.bad_request(
@@ -206,6 +214,20 @@ class Pipeline:
         else:
             meta.pop("namespace", None)
         return obj
+
+    def _check_shape(self, rt: ResourceType, version: str, obj: Obj) -> None:
+        """400 when a field's JSON type cannot decode into its Go type (see :mod:`shapes`)."""
+        try:
+            if rt.key == CRD_KEY:
+                shapes.check_crd(obj)
+            elif rt.custom:
+                shapes.check_metadata(rt.kind, obj)
+            else:
+                shapes.check_object(rt.api_version(version), rt.kind, obj)
+        except shapes.ShapeError as e:
+            raise errors.bad_request(
+                f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: {e}'
+            ) from e
 
     def _shape(
         self, rt: ResourceType, version: str, obj: Obj, opts: Options, warnings: list[str]
@@ -245,14 +267,7 @@ class Pipeline:
             causes += strategies.validate_builtin(rt.kind, obj)
             if old is not None:
                 causes += strategies.validate_builtin_update(rt.kind, old, obj)
-        for key, labels in (
-            ("labels", _meta(obj).get("labels")),
-            ("annotations", _meta(obj).get("annotations")),
-        ):
-            if labels is not None and not isinstance(labels, dict):
-                causes.append(
-                    Cause("FieldValueInvalid", "Invalid value: must be a map", f"metadata.{key}")
-                )
+        causes += shapes.validate_metadata(obj)
         if causes:
             raise errors.invalid(rt.kind, rt.group, name, causes)
 
@@ -628,7 +643,8 @@ class Pipeline:
             if not meta.get("managedFields"):
                 meta.pop("managedFields", None)
         await self.validate_admission(_with(attrs, new), warnings)
-        if new == old:
+        if _without_manager_times(new) == _without_manager_times(old):
+            # only managedFields timestamps moved: kube-apiserver skips such a write
             return Result(old, 200, warnings)
         finished = (
             bool(meta.get("deletionTimestamp"))
@@ -757,18 +773,30 @@ class Pipeline:
             warnings: list[str] = []
             try:
                 if content_type == patches.JSON_PATCH:
-                    patched = patches.apply_json_patch(current, body)
+                    patched = patches.apply_json_patch(
+                        current, body, max_copy_bytes=self.settings.max_body_bytes
+                    )
                 elif content_type == patches.MERGE_PATCH:
                     patched = patches.apply_merge_patch(current, body)
                 elif content_type == patches.STRATEGIC_MERGE_PATCH:
                     patched = patches.apply_strategic_merge_patch(current, body, rt.kind)
                 else:
                     patched = self._apply(rt, version, current, applied, opts, subresource)
+                decoding.check_bounds(patched, max_bytes=self.settings.max_body_bytes)
             except PatchError as e:
+                if e.too_large:
+                    raise errors.too_large(str(e)) from e
                 if e.bad_body:
                     raise errors.bad_request(str(e)) from e
                 raise ApiError(422, "Invalid", str(e)) from e
+            except decoding.DecodeError as e:
+                if e.too_large:
+                    raise errors.too_large(str(e)) from e
+                raise errors.bad_request(str(e)) from e
             pmeta = _meta(patched)
+            if not isinstance(patched.get("metadata", {}), dict):
+                raise errors.bad_request("metadata must be an object")
+            self._check_shape(rt, version, patched)
             if pmeta.get("uid") and pmeta["uid"] != _meta(current).get("uid"):
                 raise errors.conflict(
                     rt.plural,
@@ -819,8 +847,10 @@ class Pipeline:
         self, rt: ResourceType, version: str, body: bytes, namespace: str, name: str
     ) -> Obj:
         try:
-            applied = yaml.safe_load(body.decode())
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            applied = decoding.load_yaml(body, max_bytes=self.settings.max_body_bytes)
+        except decoding.DecodeError as e:
+            if e.too_large:
+                raise errors.too_large(str(e)) from e
             raise errors.bad_request(f"error decoding YAML: {e}") from e
         obj = self.decode(rt, version, applied, namespace)
         if str(_meta(obj).get("name") or "") != name:
@@ -1030,6 +1060,22 @@ def _apply_webhook_patch(
         ) from e
     patched["apiVersion"] = obj.get("apiVersion")
     return patched
+
+
+def _without_manager_times(obj: Mapping[str, Any]) -> Any:
+    """``obj`` with the ``time`` of its managedFields entries left out (for no-op checks)."""
+    entries = _meta(obj).get("managedFields")
+    if not isinstance(entries, list):
+        return obj
+    out = dict(obj)
+    out["metadata"] = {
+        **_meta(obj),
+        "managedFields": [
+            {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+            for e in entries
+        ],
+    }
+    return out
 
 
 def _namespace_finalizers(rt: ResourceType, obj: Mapping[str, Any]) -> list[Any]:

@@ -68,6 +68,8 @@ def resource_type_from_crd(crd: Mapping[str, Any]) -> ResourceType:
                 selectable_fields=tuple(
                     str(f.get("jsonPath", "")).lstrip(".") for f in v.get("selectableFields") or []
                 ),
+                deprecated=bool(v.get("deprecated")),
+                deprecation_warning=str(v.get("deprecationWarning") or ""),
             )
         )
     storage = next(

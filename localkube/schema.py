@@ -5,23 +5,28 @@ Owns what apiextensions-apiserver does to a custom resource against its version'
 ``x-kubernetes-preserve-unknown-fields``), drop ``null`` where the schema is not ``nullable``, fill
 ``default`` values, and check types, ``required``, ``enum``, bounds and lengths, reporting errors as
 ``field.Error`` renders them. ``x-kubernetes-int-or-string`` and
-``x-kubernetes-embedded-resource`` (apiVersion/kind/metadata kept) are honoured. Also validates
-object names. CEL rules and ``format`` are not evaluated. Pure.
+``x-kubernetes-embedded-resource`` (apiVersion/kind/metadata kept) are honoured. Patterns are
+matched with RE2 (Go's regexp semantics, linear time), so no pattern can make a check hang. Also
+validates object names. CEL rules and ``format`` are not evaluated. Pure.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import re2
 
 from localkube.errors import Cause
 
 __all__ = [
     "OBJECT_META_FIELDS",
     "apply_defaults",
+    "invalid_patterns",
     "prune",
     "validate",
     "validate_name",
@@ -279,7 +284,7 @@ def _validate_value(value: Any, schema: Schema, path: str, errors: list[Cause]) 
                     f"{shown} in body should be at least {schema['minLength']} chars long",
                 )
             )
-        if "pattern" in schema and not re.search(str(schema["pattern"]), value):
+        if "pattern" in schema and not _matches(str(schema["pattern"]), value):
             errors.append(
                 _invalid(path, value, f"{shown} in body should match '{schema['pattern']}'")
             )
@@ -317,6 +322,55 @@ def _validate_value(value: Any, schema: Schema, path: str, errors: list[Cause]) 
                 _validate_value(item, properties[key], _join(path, key), errors)
             elif isinstance(additional, Mapping):
                 _validate_value(item, additional, _join(path, key), errors)
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(pattern: str) -> Any:
+    """A compiled RE2 pattern (Go's regexp syntax, linear time), or ``None`` if invalid."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error:
+        return None
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """``pattern`` found in ``value`` with RE2's linear-time semantics, as kube-apiserver's Go
+    regexp does (an invalid pattern, which kube-apiserver refuses in the CRD, matches)."""
+    compiled = _pattern(pattern)
+    return compiled is None or compiled.search(value) is not None
+
+
+def invalid_patterns(schema: Any, path: str) -> list[Cause]:
+    """``pattern``s in a structural schema that Go's regexp (RE2) cannot compile."""
+    causes: list[Cause] = []
+    stack: list[tuple[Any, str]] = [(schema, path)]
+    while stack:
+        node, where = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        pattern = node.get("pattern")
+        if isinstance(pattern, str) and _pattern(pattern) is None:
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {json.dumps(pattern)}: must be a valid regular expression, "
+                    "but isn't",
+                    f"{where}.pattern",
+                )
+            )
+        for key, child in (node.get("properties") or {}).items():
+            stack.append((child, f"{where}.properties[{key}]"))
+        for key in ("items", "additionalProperties", "not"):
+            if isinstance(node.get(key), Mapping):
+                stack.append((node[key], f"{where}.{key}"))
+        for key in ("allOf", "anyOf", "oneOf"):
+            for i, child in enumerate(node.get(key) or []):
+                stack.append((child, f"{where}.{key}[{i}]"))
+    return sorted(causes, key=lambda c: c.field)
 
 
 _DNS1123_SUBDOMAIN = re.compile(

@@ -19,14 +19,13 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
 from aiohttp import web
 
-from localkube import discovery, errors, protobuf, tables
+from localkube import decoding, discovery, errors, protobuf, tables
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -104,9 +103,16 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> we
         content_type="application/json",
     )
     for warning in _dedupe(warnings or []):
-        escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
-        response.headers.add("Warning", f'299 - "{escaped}"')
+        _add_warning(response, warning)
     return response
+
+
+def _add_warning(response: web.StreamResponse, warning: str) -> None:
+    """Add a ``Warning: 299 - "..."`` header (RFC 7234 form, as kube-apiserver writes it)."""
+    escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+    header = f'299 - "{escaped}"'
+    if header not in response.headers.getall("Warning", []):
+        response.headers.add("Warning", header)
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -168,6 +174,94 @@ def _options(request: web.Request) -> Options:
     )
 
 
+def _continue_token(token: str) -> tuple[int, tuple[str, str]]:
+    """The (list revision, last namespace and name) a ``continue`` token carries (else 400)."""
+    try:
+        decoded = json.loads(base64.b64decode(token, validate=True))
+        rv, start = decoded["rv"], decoded["start"]
+        if not isinstance(rv, int) or isinstance(rv, bool):
+            raise ValueError("rv is not an integer")
+        if not (isinstance(start, list) and len(start) == 2):
+            raise ValueError("start is not a namespace and a name")
+        if not all(isinstance(part, str) for part in start):
+            raise ValueError("start is not a namespace and a name")
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise errors.bad_request(f"continue key is not valid: {e}") from None
+    return rv, (start[0], start[1])
+
+
+def _write_options(request: web.Request, delete_options: Mapping[str, Any]) -> Options:
+    """The write options of a DELETE: a ``dryRun`` in the body counts as in the query."""
+    opts = _options(request)
+    return replace(opts, dry_run=True) if delete_options.get("dryRun") else opts
+
+
+def _parse_int(value: str, name: str) -> int:
+    """A query integer as Go's ``strconv.ParseInt`` reads it (400 on anything else)."""
+    try:
+        if not value or value.strip() != value or "_" in value:
+            raise ValueError(value)
+        return int(value, 10)
+    except ValueError:
+        raise errors.bad_request(
+            f'strconv.ParseInt: parsing "{value}": invalid syntax for parameter {name}'
+        ) from None
+
+
+_DELETE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "gracePeriodSeconds": (int,),
+    "propagationPolicy": (str,),
+    "orphanDependents": (bool,),
+    "preconditions": (dict,),
+    "dryRun": (list,),
+    "apiVersion": (str,),
+    "kind": (str,),
+}
+_GO_TYPES = {
+    "gracePeriodSeconds": "int64",
+    "propagationPolicy": "v1.DeletionPropagation",
+    "orphanDependents": "bool",
+    "preconditions": "v1.Preconditions",
+    "dryRun": "[]string",
+    "apiVersion": "string",
+    "kind": "string",
+}
+
+
+def _check_delete_options(options: Mapping[str, Any]) -> None:
+    """Refuse DeleteOptions fields of the wrong JSON type, worded as Go's decoder words it."""
+    for key, allowed in _DELETE_OPTION_TYPES.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        wrong = not isinstance(value, allowed) or (int in allowed and isinstance(value, bool))
+        if key == "dryRun" and not wrong:
+            wrong = not all(isinstance(v, str) for v in value)
+        if key == "preconditions" and not wrong:
+            wrong = any(
+                v is not None and not isinstance(v, str)
+                for k, v in value.items()
+                if k in ("uid", "resourceVersion")
+            )
+        if wrong:
+            raise errors.bad_request(
+                f"json: cannot unmarshal {_json_kind(value)} into Go struct field "
+                f"DeleteOptions.{key} of type {_GO_TYPES[key]}"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def _verb(method: str, target: Target, watch: bool) -> str:
     collection = not target.name
     return {
@@ -193,6 +287,11 @@ class Handler:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
             response = _error(errors.too_large("the request body is too large"))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # a bug must still answer a Status, never a traceback
+            log.exception("request failed", extra={"method": request.method, "path": request.path})
+            response = _error(errors.internal_error("the server could not serve the request"))
         if isinstance(response, web.Response) and _wants_protobuf(request):
             response = _as_protobuf(response)
         log.debug(
@@ -232,6 +331,16 @@ class Handler:
                 raise _not_found_path()
             return _json(doc)
         target = self._target(group, version, rest)
+        deprecation = target.rt.deprecation(version)
+        try:
+            response = await self._resource(request, target)
+        except ApiError as e:
+            response = _error(e)
+        if deprecation and not response.prepared:
+            _add_warning(response, deprecation)  # every answer, errors included
+        return response
+
+    async def _resource(self, request: web.Request, target: Target) -> web.StreamResponse:
         watch = request.method == "GET" and _parse_bool(request.query.get("watch"), "watch")
         info = RequestInfo(
             _verb(request.method, target, watch),
@@ -314,11 +423,14 @@ class Handler:
                 raise errors.bad_request(
                     f"Object '{target.rt.kind}' cannot be decoded from protobuf: {e}"
                 ) from e
+        limit = self.kube.settings.max_body_bytes
         try:
             if content_type == "application/yaml":
-                return yaml.safe_load(raw.decode())
-            return json.loads(raw)
-        except (ValueError, yaml.YAMLError) as e:
+                return decoding.load_yaml(raw, max_bytes=limit)
+            return decoding.load_json(raw, max_bytes=limit)
+        except decoding.DecodeError as e:
+            if e.too_large:
+                raise errors.too_large(str(e)) from e
             kind = target.rt.kind
             raise errors.bad_request(f"Object '{kind}' cannot be decoded: {e}") from e
 
@@ -389,7 +501,12 @@ class Handler:
         if method == "DELETE" and not target.subresource:
             options = await self._delete_options(request)
             result = await pipeline.delete(
-                rt, version, target.namespace, target.name, options, _options(request)
+                rt,
+                version,
+                target.namespace,
+                target.name,
+                options,
+                _write_options(request, options),
             )
             return _json(result.body, result.code, result.warnings)
         raise errors.method_not_allowed(rt.plural, rt.group, method)
@@ -402,19 +519,24 @@ class Handler:
                 if raw.startswith(protobuf.MAGIC):
                     decoded: Any = protobuf.decode(raw)
                 else:
-                    decoded = json.loads(raw)
+                    decoded = decoding.load_json(raw, max_bytes=self.kube.settings.max_body_bytes)
             except (ValueError, protobuf.ProtobufError) as e:
                 raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
             if not isinstance(decoded, dict):
                 raise errors.bad_request("DeleteOptions must be an object")
             options = decoded
+        _check_delete_options(options)
         query = request.query
         if "propagationPolicy" in query:
             options["propagationPolicy"] = query["propagationPolicy"]
         if "gracePeriodSeconds" in query:
-            options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
+            options["gracePeriodSeconds"] = _parse_int(
+                query["gracePeriodSeconds"], "gracePeriodSeconds"
+            )
         if "orphanDependents" in query:
             options["orphanDependents"] = _parse_bool(query["orphanDependents"], "orphanDependents")
+        if "dryRun" in query:
+            options["dryRun"] = query.getall("dryRun")
         for value in options.get("dryRun") or []:
             if value != "All":
                 raise errors.bad_request(
@@ -424,11 +546,7 @@ class Handler:
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
-        opts = _options(request)
-        if options.get("dryRun"):
-            opts = Options(
-                dry_run=True, field_manager=opts.field_manager, user_agent=opts.user_agent
-            )
+        opts = _write_options(request, options)
         labels, fields = self._selectors(request, target)
         objects, _ = self.kube.store.list(
             target.rt.key, target.namespace if target.rt.namespaced else None
@@ -500,11 +618,7 @@ class Handler:
         start = 0
         token = request.query.get("continue")
         if token:
-            try:
-                decoded = json.loads(base64.b64decode(token))
-                list_rv, after = int(decoded["rv"]), tuple(decoded["start"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise errors.bad_request(f"continue key is not valid: {e}") from e
+            list_rv, after = _continue_token(token)
             if list_rv < self.kube.store.compacted_revision:
                 raise errors.expired(
                     "The provided continue parameter is too "
@@ -521,7 +635,7 @@ class Handler:
                 ),
                 len(items),
             )
-        limit = int(request.query.get("limit") or 0)
+        limit = _parse_int(request.query.get("limit") or "0", "limit")
         page = items[start : start + limit] if limit > 0 else items[start:]
         next_token = ""
         if limit > 0 and start + limit < len(items):
@@ -557,7 +671,10 @@ class Handler:
         rt, version = target.rt, target.version
         query = request.query
         bookmarks = _parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
-        timeout = float(query.get("timeoutSeconds") or 0) or self.kube.settings.max_watch_seconds
+        # an integer, as Go parses it (nan, inf or 1e309 are 400), capped at the longest watch
+        requested = _parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
+        longest = self.kube.settings.max_watch_seconds
+        timeout = min(float(requested), longest) if requested else longest
         rv = query.get("resourceVersion", "")
         namespace = None if target.all_namespaces or not rt.namespaced else target.namespace
         store = self.kube.store
@@ -571,6 +688,8 @@ class Handler:
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
         )
         response.enable_chunked_encoding()
+        if rt.deprecation(version):
+            _add_warning(response, rt.deprecation(version))
 
         def matches(obj: Mapping[str, Any] | None) -> bool:
             return (
@@ -579,7 +698,23 @@ class Handler:
                 and fields.matches(obj)
             )
 
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        headers_sent = False
+
         async def send(kind: str, obj: Mapping[str, Any]) -> None:
+            nonlocal headers_sent
+            if as_table and kind in ("ADDED", "MODIFIED", "DELETED"):
+                # each event's object is a one-row Table; only the first carries the columns
+                obj = tables.to_table(
+                    rt,
+                    version,
+                    [obj],
+                    resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")),
+                    include_object=query.get("includeObject", "Metadata"),
+                )
+                if headers_sent:
+                    obj["columnDefinitions"] = None
+                headers_sent = True
             line = json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
             await response.write(line.encode())
 
@@ -597,8 +732,7 @@ class Handler:
             objects, _ = store.list(rt.key, namespace)
             initial = [o for o in objects if matches(o)]
         deadline = time.monotonic() + timeout
-        interval = self.kube.bookmark_interval
-        next_bookmark = time.monotonic() + interval
+        next_bookmark = _next_bookmark(time.monotonic(), self.kube.bookmark_interval, deadline)
         await response.prepare(request)
         try:
             for obj in initial:
@@ -607,11 +741,11 @@ class Handler:
                 now = time.monotonic()
                 if now >= deadline:
                     break
-                if bookmarks and now >= next_bookmark:
+                if bookmarks and next_bookmark is not None and now >= next_bookmark:
                     watcher.push(store.revision)
-                    next_bookmark = now + self.kube.bookmark_interval
+                    next_bookmark = _next_bookmark(now, self.kube.bookmark_interval, deadline)
                 wait = deadline - now
-                if bookmarks:
+                if bookmarks and next_bookmark is not None:
                     wait = min(wait, max(0.0, next_bookmark - now))
                 try:
                     async with asyncio.timeout(wait):
@@ -661,8 +795,12 @@ class Handler:
             pod=target.name,
             container=container,
             follow=_parse_bool(query.get("follow"), "follow"),
-            tail_lines=int(query["tailLines"]) if query.get("tailLines") else None,
-            limit_bytes=int(query["limitBytes"]) if query.get("limitBytes") else None,
+            tail_lines=_parse_int(query["tailLines"], "tailLines")
+            if query.get("tailLines")
+            else None,
+            limit_bytes=(
+                _parse_int(query["limitBytes"], "limitBytes") if query.get("limitBytes") else None
+            ),
             previous=_parse_bool(query.get("previous"), "previous"),
         )
         response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
@@ -673,6 +811,14 @@ class Handler:
                 await response.write(chunk)
             await response.write_eof()
         return response
+
+
+def _next_bookmark(now: float, interval: float, deadline: float) -> float | None:
+    """When the next BOOKMARK is due: every ``interval``, but also about 2 s before the watch's
+    deadline so the client learns a fresh resourceVersion before the stream ends (the
+    cacher's ``nextBookmarkTime``); ``None`` when that moment has already passed."""
+    due = min(now + interval, deadline - 2.0)
+    return due if due > now else None
 
 
 def _transition(event: Event, matches: Callable[[Mapping[str, Any] | None], bool]) -> str:
@@ -709,7 +855,11 @@ def _sync_registry(kube: Kube) -> Callable[[Event], None]:
     def listener(event: Event) -> None:
         if event.key == CRD_KEY:
             crds, _ = kube.store.list(CRD_KEY)
+            served = set(kube.registry.types)
             kube.registry.replace_custom(crds)
+            for key in set(kube.registry.types) - served:
+                # a newly served resource's watch history starts now (its cache initialises)
+                kube.store.start_watch_history(key)
         if event.key == ("", "services") and event.type == "DELETED":
             kube.pipeline.cluster_ips.release(
                 str((event.obj.get("spec") or {}).get("clusterIP", ""))
@@ -762,6 +912,7 @@ def make_app(
         )
         store.listeners.append(_sync_registry(kube))
         await _bootstrap(kube)
+        store.start_watch_history()
         task: asyncio.Task[None] | None = None
         if settings.garbage_collection:
             task = asyncio.create_task(Controllers(pipeline).run(), name="localkube-controllers")

@@ -148,6 +148,10 @@ class Store:
         self._history: deque[Event] = deque()
         self._history_size = history_size
         self._compacted = 0
+        # where each resource's watch history starts (a watch cache initialised then): the
+        # revision the server started serving at, or when a CRD made its resource served
+        self._watch_start = 0
+        self._watch_floors: dict[Key, int] = {}
         self._queue_size = queue_size
         self._watchers: set[Watcher] = set()
         self._lock = asyncio.Lock()
@@ -315,11 +319,24 @@ class Store:
         if since is not None:
             if since < self._compacted:
                 raise Expired(since, self._compacted + 1)
+            floor = self._watch_floors.get(key, self._watch_start) if key else 0
+            if since < floor:
+                raise Expired(since, floor)
             for event in self._history:
                 if event.rv > since and watcher.wants(event):
                     watcher.items.append(event)
         self._watchers.add(watcher)
         return watcher
+
+    def start_watch_history(self, key: Key | None = None) -> None:
+        """Start the watch history of ``key`` (all resources without one) at the current
+        revision: a watch from an older revision is then :class:`Expired`, as one from before
+        a kube-apiserver watch cache was initialised."""
+        if key is None:
+            self._watch_start = self.revision
+            self._watch_floors.clear()
+        else:
+            self._watch_floors[key] = self.revision
 
     def stop_watch(self, watcher: Watcher) -> None:
         watcher.close()

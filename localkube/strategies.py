@@ -19,6 +19,7 @@ from typing import Any
 from localkube import workloads
 from localkube.apitypes import version_priority
 from localkube.errors import Cause
+from localkube.schema import invalid_patterns
 
 __all__ = [
     "ClusterIPs",
@@ -270,6 +271,10 @@ def _validate_crd(obj: Mapping[str, Any]) -> list[Cause]:
             )
         )
     for i, version in enumerate(versions):
+        errors += invalid_patterns(
+            (version.get("schema") or {}).get("openAPIV3Schema"),
+            f"spec.versions[{i}].schema.openAPIV3Schema",
+        )
         if not (version.get("schema") or {}).get("openAPIV3Schema"):
             errors.append(
                 Cause(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes_asyncio import client
 
 from tests.integration.localkube.conftest import KUBECTL, Kubectl
 from tests.integration.localkube.helpers import manifest
@@ -301,3 +302,33 @@ async def test_a_deployment_counts_generations_and_merges_containers_by_name(
     assert stored["metadata"]["generation"] == 2
     containers = stored["spec"]["template"]["spec"]["containers"]
     assert [(c["name"], c["image"]) for c in containers] == [("web", "example/web:2")]
+
+
+async def test_core_kinds_print_kube_apiservers_columns(
+    kubectl: Kubectl, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    await kubectl("create", "configmap", "c", "--from-literal=a=b", "--from-literal=c=d")
+    await kubectl("run", "p", "--image=x")
+    await kubectl("create", "service", "clusterip", "s", "--tcp=80:8080")
+    _, out, err = await kubectl("get", "configmap", "c")
+    assert [line.split()[:2] for line in out.splitlines()] == [["NAME", "DATA"], ["c", "2"]], err
+    _, out, _ = await kubectl("get", "pod", "p")
+    assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert out.splitlines()[1].split()[:4] == ["p", "0/1", "Pending", "0"]
+    _, out, _ = await kubectl("get", "service", "s")
+    assert out.splitlines()[0].split() == [
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+    ]
+    service = await core.read_namespaced_service("s", kube_namespace)
+    assert out.splitlines()[1].split()[:5] == [
+        "s",
+        "ClusterIP",
+        service.spec.cluster_ip,
+        "<none>",
+        "80/TCP",
+    ]

@@ -343,3 +343,105 @@ async def test_server_shutdown_ends_open_watch_streams(
         await kube.stop()
         await asyncio.wait_for(task, 10)
     assert seen == ["ADDED"]
+
+
+async def test_a_watch_from_before_the_servers_watch_cache_started_is_expired(
+    fresh_kube: Callable[..., LocalKube],
+) -> None:
+    kube = fresh_kube()
+    await kube.start()
+    start = kube.revision  # the default namespaces were created before serving began
+    async with client.ApiClient(client.Configuration(host=kube.url)) as api:
+        core = client.CoreV1Api(api)
+        async with watch.Watch() as stream:
+            stream.stream(core.list_namespace, resource_version="1", timeout_seconds=2)
+            with pytest.raises(client.ApiException) as caught:
+                await collect(stream, 1)
+        assert caught.value.status == 410
+        status, event, _ = await raw(
+            kube.url, "GET", "/api/v1/namespaces?watch=1&resourceVersion=1"
+        )
+        assert (status, event["type"]) == (200, "ERROR")
+        assert event["object"]["message"] == f"too old resource version: 1 ({start})"
+        await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="n")))
+        async with watch.Watch() as stream:
+            stream.stream(core.list_namespace, resource_version=str(start), timeout_seconds=2)
+            assert [(t, n) for t, n, _ in await collect(stream, 1)] == [("ADDED", "n")]
+
+
+async def test_a_custom_resources_watch_history_starts_when_its_crd_is_served(
+    localkube: LocalKube, kube_api: client.ApiClient, kube_namespace: str
+) -> None:
+    group = f"{kube_namespace}.example.com"
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    crd = {
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
+        },
+    }
+    extensions = client.ApiextensionsV1Api(kube_api)
+    before = localkube.revision
+    created = await extensions.create_custom_resource_definition(crd)  # type: ignore[arg-type]
+    established = int(created.metadata.resource_version)
+    custom = client.CustomObjectsApi(kube_api)
+    try:
+        async with watch.Watch() as stream:
+            stream.stream(
+                custom.list_namespaced_custom_object,
+                group,
+                "v1",
+                kube_namespace,
+                "gadgets",
+                resource_version=str(before),
+                timeout_seconds=2,
+            )
+            with pytest.raises(client.ApiException) as caught:
+                await collect(stream, 1)
+        assert caught.value.status == 410
+        await custom.create_namespaced_custom_object(
+            group,
+            "v1",
+            kube_namespace,
+            "gadgets",
+            {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g"}},
+        )
+        async with watch.Watch() as stream:
+            stream.stream(
+                custom.list_namespaced_custom_object,
+                group,
+                "v1",
+                kube_namespace,
+                "gadgets",
+                resource_version=str(established),
+                timeout_seconds=2,
+            )
+            assert [(t, n) for t, n, _ in await collect(stream, 1)] == [("ADDED", "g")]
+    finally:
+        await extensions.delete_custom_resource_definition(f"gadgets.{group}")
+
+
+async def test_a_bookmark_arrives_about_two_seconds_before_the_watch_deadline(
+    localkube: LocalKube, core: client.CoreV1Api, kube_namespace: str
+) -> None:
+    assert localkube.bookmark_interval == 60  # far beyond this watch's 3 s
+    created = await core.create_namespaced_config_map(kube_namespace, configmap("dl"))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    async with watch.Watch() as stream:
+        stream.stream(
+            core.list_namespaced_config_map,
+            kube_namespace,
+            allow_watch_bookmarks=True,
+            resource_version=created.metadata.resource_version,
+            timeout_seconds=3,
+        )
+        events = []
+        async for event in stream:
+            events.append((event["type"], loop.time() - start))
+    assert [kind for kind, _ in events] == ["BOOKMARK"]
+    assert 0.5 <= events[0][1] <= 2.5
+    assert int(stream.resource_version or 0) >= int(created.metadata.resource_version)
