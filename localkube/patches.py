@@ -85,6 +85,9 @@ MERGE_KEYS: dict[str, dict[tuple[str, ...], str]] = {
     "Service": {("spec", "ports"): "port", ("status", "conditions"): "type"},
     "ServiceAccount": {("secrets",): "name", ("imagePullSecrets",): "name"},
     "Namespace": {("status", "conditions"): "type"},
+    # admissionregistration/v1: listType=map, listMapKey=name
+    "MutatingWebhookConfiguration": {("webhooks",): "name"},
+    "ValidatingWebhookConfiguration": {("webhooks",): "name"},
 }
 _METADATA_KEYS = {("metadata", "ownerReferences"): "uid"}
 _PRIMITIVE_MERGE = {("metadata", "finalizers")}

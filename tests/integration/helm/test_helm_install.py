@@ -312,13 +312,6 @@ def test_rayservices_in_the_release_namespace_are_not_sent_to_the_webhook(
     assert warnings(result) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="localkube's server-side apply treats .webhooks of webhook configurations as an atomic "
-    "list (kube-apiserver: listType=map, key name), so helm's apply conflicts with the manager "
-    "that patched caBundle",
-)
 def test_helm_upgrade_after_the_webhook_injected_its_ca_keeps_it(
     installed: Installed, webhook: Webhook
 ) -> None:

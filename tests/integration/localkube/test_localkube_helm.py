@@ -1,27 +1,32 @@
 """What a Helm 4 client needs of localkube: install, list, upgrade, rollback and uninstall of a
 small chart (releases stored in labelled Secrets, resources applied server-side).
 
-Runs when a helm binary is found (``$HELM`` or ``helm`` on ``PATH``); skipped otherwise."""
+Uses the helm the chart tests fetch (``tests/integration/helm/helmbin.py``); skipped, with the
+reason, only when it cannot be fetched."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client
 
 from localkube import LocalKube
+from tests.integration.helm.helmbin import HelmUnavailable, helm_binary
 
-HELM = os.environ.get("HELM") or shutil.which("helm") or ""
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.skipif(not HELM, reason="no helm binary ($HELM or helm on PATH)"),
-]
+
+@pytest.fixture(scope="module")
+def helm_path() -> str:
+    try:
+        return str(helm_binary())
+    except HelmUnavailable as e:
+        pytest.skip(f"helm could not be fetched: {e}")
+
 
 CHART = {
     "Chart.yaml": "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
@@ -70,7 +75,11 @@ subjects: [{kind: ServiceAccount, name: "{{ .Release.Name }}"}]
 
 
 async def test_helm_installs_lists_upgrades_rolls_back_and_uninstalls_a_release(
-    localkube: LocalKube, tmp_path: Path, kube_namespace: str, kube_api: client.ApiClient
+    localkube: LocalKube,
+    tmp_path: Path,
+    kube_namespace: str,
+    kube_api: client.ApiClient,
+    helm_path: str,
 ) -> None:
     chart = tmp_path / "chart"
     for name, text in CHART.items():
@@ -87,7 +96,7 @@ async def test_helm_installs_lists_upgrades_rolls_back_and_uninstalls_a_release(
 
     async def helm(*args: str) -> str:
         process = await asyncio.create_subprocess_exec(
-            HELM,
+            helm_path,
             *args,
             "--namespace",
             kube_namespace,
