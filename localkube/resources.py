@@ -173,7 +173,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Pod",
         namespaced=True,
         short_names=("po",),
-        subresources=frozenset({"status", "log"}),
+        subresources=frozenset({"status", "log", "binding"}),
         categories=("all",),
         field_selectors=frozenset(
             {
@@ -191,6 +191,20 @@ BUILTINS: tuple[ResourceType, ...] = (
         columns=(
             PrinterColumn("Status", "string", ".status.phase"),
             PrinterColumn("IP", "string", ".status.podIP", priority=1),
+        ),
+    ),
+    _builtin(
+        "",
+        "v1",
+        "nodes",
+        "Node",
+        namespaced=False,
+        short_names=("no",),
+        subresources=_STATUS,
+        columns=(
+            PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn("Version", "string", ".status.nodeInfo.kubeletVersion"),
+            PrinterColumn("Internal-IP", "string", ".status.addresses[0].address", priority=1),
         ),
     ),
     _builtin(
