@@ -14,9 +14,9 @@ import ipaddress
 import logging
 import socket
 import struct
-from typing import Any
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DnsServer", "Lookup", "Query", "answer", "parse_query"]
 

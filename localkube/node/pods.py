@@ -80,6 +80,7 @@ class PodWorker:
         self.stopping = asyncio.Event()
         self.gone = False  # the Pod object no longer exists
         self.grace = 0.0
+        self.deadline = 0.0
         self.message = ""
         self.reason = ""
         self._written: Obj | None = None
@@ -98,8 +99,15 @@ class PodWorker:
         self.gone = self.gone or gone
         if self.stopping.is_set():
             self.grace = min(self.grace, grace)
+            self.deadline = min(self.deadline, time.monotonic() + grace)
             return
         self.grace = grace
+        self.deadline = time.monotonic() + grace
+        running = [r.view.name for r in self.runs if r.process and r.process.returncode is None]
+        if running and not self.gone and not self.agent.closing:
+            self.agent.event(
+                self.pod, "Normal", "Killing", f"Stopping container {', '.join(running)}"
+            )
         self.stopping.set()
 
     # helpers ----------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ class PodWorker:
                     grace = float(self.spec.get("terminationGracePeriodSeconds") or 30)
                     await self._kill(run, grace)
                 if not waiter.done() and self.stopping.is_set():
-                    await asyncio.wait([waiter])  # _terminate signals it
+                    await self._kill(run, max(0.0, self.deadline - time.monotonic()))
             finally:
                 for task in (*probes, killer, stopper):
                     task.cancel()
@@ -408,23 +416,17 @@ class PodWorker:
         signal_group(process.pid, signal.SIGKILL)
 
     async def _terminate(self) -> None:
-        """Stop every container within the grace period, then everything left in the sandbox."""
+        """Stop what is still running within the grace period, then everything in the sandbox."""
         live = [
             r for r in (*self.init_runs, *self.runs) if r.process and r.process.returncode is None
         ]
-        if live:
-            self.agent.event(
-                self.pod,
-                "Normal",
-                "Killing",
-                "Stopping container " + ", ".join(r.view.name for r in live),
-            )
-        deadline = time.monotonic() + self.grace
-        await asyncio.gather(*(self._kill(r, self.grace) for r in live))
+        await asyncio.gather(
+            *(self._kill(r, max(0.0, self.deadline - time.monotonic())) for r in live)
+        )
         if self.sandbox is not None:
             # Processes that left the containers' sessions (Ray's workers) get the same grace.
             kill_all(self.sandbox.path, signal.SIGTERM)
-            if not await wait_empty(self.sandbox.path, max(0.0, deadline - time.monotonic())):
+            if not await wait_empty(self.sandbox.path, max(0.0, self.deadline - time.monotonic())):
                 kill_all(self.sandbox.path)
         for run in (*self.init_runs, *self.runs):
             if run.process is not None and run.process.returncode is None:
@@ -500,7 +502,7 @@ class PodWorker:
         except ApiFailure as e:
             if e.code == 404:
                 self.gone = True
-            elif e.code != 422:
+            else:
                 log.warning("pod status failed", extra={"pod": self.key, "error": str(e)})
                 self.changed.set()
 
