@@ -257,6 +257,20 @@ def _json_cell(*path: str) -> Any:
     return cell
 
 
+def _node_status(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    for condition in _get(obj, "status", "conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
+            return "Ready" if condition.get("status") == "True" else "NotReady"
+    return "Unknown"
+
+
+def _node_ip(obj: Mapping[str, Any], now: datetime | None = None) -> str:
+    for address in _get(obj, "status", "addresses") or []:
+        if isinstance(address, Mapping) and address.get("type") == "InternalIP":
+            return str(address.get("address", ""))
+    return "<none>"
+
+
 def _column(name: str, cell: Any, *, kind: str = "string", priority: int = 0) -> PrinterColumn:
     return PrinterColumn(name, kind, "", priority=priority, cell=cell)
 
@@ -319,7 +333,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Pod",
         namespaced=True,
         short_names=("po",),
-        subresources=frozenset({"status", "log"}),
+        subresources=frozenset({"status", "log", "binding"}),
         categories=("all",),
         field_selectors=frozenset(
             {
@@ -358,6 +372,20 @@ BUILTINS: tuple[ResourceType, ...] = (
             _column("External-IP", _external_ips),
             _column("Port(s)", _service_ports),
             _column("Selector", _service_selector, priority=1),
+        ),
+    ),
+    _builtin(
+        "",
+        "v1",
+        "nodes",
+        "Node",
+        namespaced=False,
+        short_names=("no",),
+        subresources=_STATUS,
+        columns=(
+            _column("Status", _node_status),
+            _column("Version", _json_cell("status", "nodeInfo", "kubeletVersion")),
+            _column("Internal-IP", _node_ip, priority=1),
         ),
     ),
     _builtin("", "v1", "endpoints", "Endpoints", namespaced=True, short_names=("ep",)),

@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from localkube import (
@@ -65,9 +65,9 @@ _CONFLICT = (
 _PATCH_RETRIES = 5
 
 
-def now_rfc3339() -> str:
-    """The current time as kube-apiserver writes timestamps (second precision, ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(later: float = 0) -> str:
+    """The current time (plus ``later`` seconds) as kube-apiserver writes timestamps."""
+    return (datetime.now(UTC) + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -913,6 +913,60 @@ class Pipeline:
         merged["kind"] = applied["kind"]
         return await self.create(rt, version, namespace, merged, opts, applied=True)
 
+    # binding -------------------------------------------------------------------------------
+    async def bind(self, namespace: str, name: str, body: Any, opts: Options) -> Result:
+        """``POST pods/{name}/binding``: assign an unscheduled Pod to a node (the scheduler's call).
+
+        201 ``Status Success``; 409 when the Pod is already assigned or being deleted.
+        """
+        target = (body.get("target") or {}) if isinstance(body, dict) else {}
+        node = str(target.get("name") or "") if isinstance(target, dict) else ""
+        if not node:
+            raise errors.bad_request("Binding.target.name: Required value")
+        for _ in range(_PATCH_RETRIES):
+            old = self.store.get(("", "pods"), namespace, name)
+            if old is None:
+                raise errors.not_found("pods", "", name)
+            assigned = (old.get("spec") or {}).get("nodeName")
+            if assigned:
+                why = f'pod {name} is already assigned to node "{assigned}"'
+                raise errors.conflict("pods", "", name, why)
+            if _meta(old).get("deletionTimestamp"):
+                why = f"pod {name} is being deleted, cannot be assigned to a host"
+                raise errors.conflict("pods", "", name, why)
+            new = copy.deepcopy(old)
+            new["spec"]["nodeName"] = node
+            annotations = ((body.get("metadata") or {}).get("annotations")) or {}
+            if annotations:
+                new["metadata"].setdefault("annotations", {}).update(annotations)
+            status = new.setdefault("status", {})
+            conditions = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}
+            )
+            status["conditions"] = conditions
+            if opts.dry_run:
+                break
+            try:
+                await self.store.update(
+                    ("", "pods"), new, expected_rv=str(_meta(old)["resourceVersion"])
+                )
+            except storage.Conflict:
+                continue
+            break
+        else:
+            raise errors.conflict("pods", "", name, _CONFLICT)
+        status_body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+        return Result(status_body, 201)
+
     # delete --------------------------------------------------------------------------------
     async def delete(
         self,
@@ -989,15 +1043,21 @@ class Pipeline:
             finalizers.append("orphan")
         if rt.key == CRD_KEY and "customresourcecleanup.apiextensions.k8s.io" not in finalizers:
             finalizers.append("customresourcecleanup.apiextensions.k8s.io")
-        graceful = bool(finalizers) or rt.key == NAMESPACE_KEY
+        # A Pod bound to a node is deleted gracefully: its node stops it, then deletes it with 0.
+        grace = strategies.pod_grace_seconds(old, delete_options) if rt.kind == "Pod" else 0
+        graceful = bool(finalizers) or rt.key == NAMESPACE_KEY or grace > 0
         if graceful:
             new = copy.deepcopy(old)
             meta = new["metadata"]
             if finalizers:
                 meta["finalizers"] = finalizers
+            if meta.get("deletionTimestamp") and grace < int(
+                meta.get("deletionGracePeriodSeconds") or 0
+            ):
+                meta.pop("deletionTimestamp")  # a shorter grace period replaces a longer one
             if not meta.get("deletionTimestamp"):
-                meta["deletionTimestamp"] = now_rfc3339()
-                meta["deletionGracePeriodSeconds"] = 0
+                meta["deletionTimestamp"] = now_rfc3339(grace)
+                meta["deletionGracePeriodSeconds"] = grace
                 if rt.tracks_generation:
                     meta["generation"] = int(meta.get("generation") or 1) + 1
             if rt.key == NAMESPACE_KEY:

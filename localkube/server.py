@@ -389,7 +389,7 @@ class Handler:
         if all_namespaces and name:
             raise _not_found_path()
         if sub:
-            allowed = {"log"} & rt.subresources if rt.kind == "Pod" else set()
+            allowed = {"log", "binding"} & rt.subresources if rt.kind == "Pod" else set()
             if rt.has_status(version):
                 allowed.add("status")
             if "finalize" in rt.subresources:
@@ -442,6 +442,12 @@ class Handler:
             if method != "GET":
                 raise errors.method_not_allowed(rt.plural, rt.group, method)
             return await self._logs(request, target)
+        if target.subresource == "binding":
+            if method != "POST":
+                raise errors.method_not_allowed(rt.plural, rt.group, method)
+            body = await self._json_body(request, target)
+            result = await pipeline.bind(target.namespace, target.name, body, _options(request))
+            return _json(result.body, result.code, result.warnings)
         if target.subresource == "finalize":
             if method != "PUT":
                 raise errors.method_not_allowed(rt.plural, rt.group, method)

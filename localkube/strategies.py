@@ -23,6 +23,7 @@ from localkube.schema import invalid_patterns
 
 __all__ = [
     "ClusterIPs",
+    "pod_grace_seconds",
     "prepare_create",
     "prepare_update",
     "validate_builtin",
@@ -94,6 +95,27 @@ def prepare_create(kind: str, obj: Obj, ips: ClusterIPs) -> None:
         _default_webhooks(obj, mutating=kind.startswith("Mutating"))
     else:
         workloads.prepare_create(kind, obj)
+
+
+def pod_grace_seconds(pod: Mapping[str, Any], options: Mapping[str, Any]) -> int:
+    """The grace period a DELETE gives a Pod (the Pod registry's ``CheckGracefulDelete``).
+
+    ``gracePeriodSeconds`` from the options, else ``terminationGracePeriodSeconds`` (else 30);
+    0 for a Pod not bound to a node or already Succeeded or Failed.
+    """
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in (
+        "Succeeded",
+        "Failed",
+    ):
+        return 0
+    requested = options.get("gracePeriodSeconds")
+    if requested is None:
+        requested = spec.get("terminationGracePeriodSeconds")
+    try:
+        return max(0, int(30 if requested is None else requested))
+    except (TypeError, ValueError):
+        return 0
 
 
 def prepare_update(kind: str, old: Mapping[str, Any], new: Obj) -> None:

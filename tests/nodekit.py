@@ -1,0 +1,153 @@
+"""Test kit for the local node: a dedicated localkube + LocalNode, Pod builders, polling, kubectl.
+
+Each test run gets its own API server (the node binds every unscheduled Pod it sees) and its
+own pod network instance; both are removed when the fixture ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes_asyncio import client
+
+from localkube import LocalKube, Settings
+from localkube.node import Api, FileLogs, LocalNode, NodeSettings
+
+T = TypeVar("T")
+KUBECTL = "/usr/bin/kubectl"
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="the local node needs root and iproute2 (network namespaces)",
+)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 30.0) -> T:
+    """Poll ``check`` until it returns a truthy value (or raise its last AssertionError)."""
+    deadline = time.monotonic() + within
+    error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            error = None
+        except AssertionError as e:
+            error = e
+        await asyncio.sleep(0.1)
+    if error is not None:
+        raise error
+    raise AssertionError(f"condition not met within {within} s")
+
+
+@dataclass
+class Cluster:
+    kube: LocalKube
+    node: LocalNode
+    api: Api
+    kubeconfig: Path
+    cache: Path
+
+    async def kubectl(self, *args: str, check: bool = True) -> str:
+        process = await asyncio.create_subprocess_exec(
+            KUBECTL,
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache}",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        if check and process.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {err.decode()}")
+        return out.decode() + (err.decode() if not check else "")
+
+    async def create(self, path: str, body: dict[str, Any]) -> Any:
+        return await self.api.request("POST", path, body=body)
+
+    async def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.api.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{name}"
+        )
+        return result
+
+    async def ready(self, namespace: str, name: str, *, within: float = 60.0) -> dict[str, Any]:
+        async def check() -> dict[str, Any]:
+            pod = await self.pod(namespace, name)
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            assert {"type": "Ready", "status": "True"}.items() <= next(
+                (c for c in conditions if c.get("type") == "Ready"), {}
+            ).items(), f"{name} is not ready"
+            return pod
+
+        return await eventually(check, within=within)
+
+
+@asynccontextmanager
+async def local_cluster(tmp: Path, **settings: Any) -> AsyncIterator[Cluster]:
+    """A localkube API server with a local node attached, both stopped at exit."""
+    logs = FileLogs(tmp / "logs")
+    async with LocalKube(Settings(), logs=logs) as kube:
+        kubeconfig = kube.write_kubeconfig(tmp / "kubeconfig")
+        async with client.ApiClient(client.Configuration(host=kube.url)) as api_client:
+            node = LocalNode(api_client, logs=logs, settings=NodeSettings(**settings))
+            async with node:
+                yield Cluster(kube, node, node.api, kubeconfig, tmp / "kubectl-cache")
+
+
+def pod(
+    name: str,
+    command: Sequence[str],
+    *,
+    labels: dict[str, str] | None = None,
+    **container: Any,
+) -> dict[str, Any]:
+    """A one-container Pod running ``command`` (``restartPolicy`` and
+    ``terminationGracePeriodSeconds`` go to the Pod, every other keyword to the container)."""
+    pod_level = {"restartPolicy", "terminationGracePeriodSeconds"}
+    spec: dict[str, Any] = {k: v for k, v in container.items() if k in pod_level}
+    fields = {k: v for k, v in container.items() if k not in pod_level}
+    spec["containers"] = [{"name": "main", "image": "busybox", "command": list(command), **fields}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": spec,
+    }
+
+
+def service(
+    name: str, selector: dict[str, str], ports: Sequence[dict[str, Any]], **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": selector, "ports": list(ports), **spec},
+    }
+
+
+def netns_names(instance: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(f"rsv{instance}-"))
+    except FileNotFoundError:
+        return []
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+def alive(pids: Sequence[int]) -> list[int]:
+    """The processes among ``pids`` that still exist."""
+    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
