@@ -6,6 +6,10 @@ every Ray head (``tests/integration/reconciler/fakeray.py``: one loopback addres
 standard ports, applications RUNNING 0.3 s after a PUT). The objects are stored as the mutating
 webhook would leave them (defaulted and annotated with ``rayservice.evaluate``).
 
+With ``--clusters-only`` it creates RayClusters (the sample's ``rayClusterConfig``) instead, runs
+only the RayCluster controller, and prints startup (until every RayCluster's state is ``ready``)
+and idle figures.
+
 Prints:
 
 - **startup**: seconds from the first create until every RayService's status says Running;
@@ -77,15 +81,28 @@ async def _revision(custom: client.CustomObjectsApi) -> int:
     return int(listed["metadata"]["resourceVersion"])
 
 
-def _running(rayservices: Informer) -> int:
-    """RayServices whose status says Running, from a watch (a list of a thousand RayServices
-    every second would cost the API server more than the reconciler does)."""
-    return sum(
-        1
-        for rs in rayservices.objects()
-        if (rs.get("status") or {}).get("serviceStatus") == "Running"
-        and not (rs.get("status") or {}).get("pendingServiceStatus")
-    )
+def _running(watched: Informer) -> int:
+    """RayServices whose status says Running (RayClusters: ready), from a watch (a list of a
+    thousand objects every second would cost the API server more than the reconciler does)."""
+    count = 0
+    for obj in watched.objects():
+        status = obj.get("status") or {}
+        if obj["kind"] == "RayCluster":
+            count += status.get("state") == "ready"
+        else:
+            count += status.get("serviceStatus") == "Running" and not status.get(
+                "pendingServiceStatus"
+            )
+    return count
+
+
+def _cluster(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": sample()["spec"]["rayClusterConfig"],
+    }
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -127,14 +144,16 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                     *args.reconcile_args,
                     stderr=asyncio.subprocess.DEVNULL,
                 )
-                rayservices = Informer(
-                    KubeClient(api), kind_of("ray.io/v1", "RayService"), namespaces=(NAMESPACE,)
+                kind = "RayCluster" if args.clusters_only else "RayService"
+                watched = Informer(
+                    KubeClient(api), kind_of("ray.io/v1", kind), namespaces=(NAMESPACE,)
                 )
-                watching = asyncio.create_task(rayservices.run())
-                await _startup(args, custom, rayservices)
+                watching = asyncio.create_task(watched.run())
+                await _startup(args, custom, watched)
                 watching.cancel()
                 await _idle(args, custom, reconciler.pid)
-                await _serve_only(args, custom, kubelet)
+                if not args.clusters_only:
+                    await _serve_only(args, custom, kubelet)
     finally:
         for process in (reconciler, localkube):
             if process is not None and process.returncode is None:
@@ -147,14 +166,15 @@ async def _startup(
     args: argparse.Namespace, custom: client.CustomObjectsApi, rayservices: Informer
 ) -> None:
     start = time.monotonic()
-    pending = [_annotated(f"rs-{i:04d}", 3) for i in range(args.count)]
+    if args.clusters_only:
+        plural, pending = "rayclusters", [_cluster(f"rc-{i:04d}") for i in range(args.count)]
+    else:
+        plural, pending = "rayservices", [_annotated(f"rs-{i:04d}", 3) for i in range(args.count)]
     semaphore = asyncio.Semaphore(16)
 
     async def create(obj: dict[str, Any]) -> None:
         async with semaphore:
-            await custom.create_namespaced_custom_object(
-                "ray.io", "v1", NAMESPACE, "rayservices", obj
-            )
+            await custom.create_namespaced_custom_object("ray.io", "v1", NAMESPACE, plural, obj)
 
     await asyncio.gather(*(create(obj) for obj in pending))
     created = time.monotonic() - start
@@ -164,8 +184,8 @@ async def _startup(
             return
         await asyncio.sleep(1.0)
     print(
-        f"startup: {args.count} RayServices created in {created:.1f} s, "
-        f"all Running after {time.monotonic() - start:.1f} s"
+        f"startup: {args.count} {plural} created in {created:.1f} s, "
+        f"all {'ready' if args.clusters_only else 'Running'} after {time.monotonic() - start:.1f} s"
     )
 
 
@@ -231,6 +251,7 @@ def main() -> None:
     parser.add_argument("--settle-seconds", type=float, default=15.0)
     parser.add_argument("--startup-limit", type=float, default=900.0)
     parser.add_argument("--updates", type=int, default=100)
+    parser.add_argument("--clusters-only", action="store_true")
     parser.add_argument("reconcile_args", nargs="*", help="extra raysvc reconcile flags")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:

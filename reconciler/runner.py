@@ -2,7 +2,9 @@
 
 A reconcile takes a key and returns when to look again (seconds) or None. Outcomes:
 
-- success: the key's backoff is forgotten; a requested requeue is a timer;
+- success: the key's backoff is forgotten; a requested requeue is a timer, stretched by up to
+  10 % at random so that a thousand objects that settled together do not all poll their
+  dashboards in the same second (a change to one of them would wait behind that burst);
 - a failure: the key is retried after a jittered delay that doubles with each consecutive
   failure (``reconciler.queue``); expected failures (the API or a dashboard refusing or timing
   out) are one warning line, anything else is logged with its traceback (a bug).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -86,7 +89,7 @@ class Runner:
             else:
                 self.queue.forget(key)
                 if requeue is not None:
-                    self.queue.add_after(key, requeue)
+                    self.queue.add_after(key, requeue * random.uniform(1.0, 1.1))
                 metrics.reconciles.labels(self.name, "requeue" if requeue else "done").inc()
             finally:
                 self.queue.done(key)
