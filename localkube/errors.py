@@ -119,6 +119,11 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
+def unauthorized() -> ApiError:
+    """What kube-apiserver answers a request without valid credentials."""
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
 def forbidden(resource: str, group: str, name: str, message: str) -> ApiError:
     what = _qualified(resource, group)
     text = f'{what} "{name}" is forbidden: {message}' if name else f"{what} is forbidden: {message}"

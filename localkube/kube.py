@@ -8,7 +8,10 @@ interval) and the default service resolver for webhooks (Service -> Endpoints ->
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
+import ssl
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,14 +31,24 @@ log = logging.getLogger(__name__)
 
 
 def kubeconfig(
-    url: str, *, context: str = "localkube", namespace: str = "default"
+    url: str,
+    *,
+    context: str = "localkube",
+    namespace: str = "default",
+    ca_pem: bytes | None = None,
+    token: str | None = None,
 ) -> dict[str, Any]:
-    """A kubeconfig for a plain-HTTP server with an empty user."""
+    """A kubeconfig for the server at ``url``: trusting ``ca_pem`` and sending ``token`` when
+    given (an empty user otherwise)."""
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
+    user: dict[str, Any] = {"token": token} if token else {}
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": context, "user": {}}],
+        "clusters": [{"name": context, "cluster": cluster}],
+        "users": [{"name": context, "user": user}],
         "contexts": [
             {
                 "name": context,
@@ -74,7 +87,8 @@ class LocalKube:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+        scheme = "https" if self.settings.tls_cert is not None else "http"
+        return f"{scheme}://{self.settings.host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
@@ -102,7 +116,9 @@ class LocalKube:
             self._app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(
+            runner, self.settings.host, self.settings.port, ssl_context=self._ssl_context()
+        )
         await site.start()
         self._runner = runner
         server = site._server
@@ -110,6 +126,15 @@ class LocalKube:
         self.port = int(server.sockets[0].getsockname()[1])
         self.kube.address = f"{self.settings.host}:{self.port}"
         log.info("localkube serving", extra={"url": self.url})
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        settings = self.settings
+        if settings.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        return context
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -131,16 +156,28 @@ class LocalKube:
     def kubeconfig(
         self, *, context: str = "localkube", namespace: str = "default"
     ) -> dict[str, Any]:
-        return kubeconfig(self.url, context=context, namespace=namespace)
+        ca = self.settings.tls_ca.read_bytes() if self.settings.tls_ca is not None else None
+        return kubeconfig(
+            self.url,
+            context=context,
+            namespace=namespace,
+            ca_pem=ca,
+            token=self.settings.token,
+        )
 
     def write_kubeconfig(
         self, path: Path, *, context: str = "localkube", namespace: str = "default"
     ) -> Path:
-        """Write a kubeconfig for this server to ``path`` (parents created); returns ``path``."""
+        """Write a kubeconfig for this server to ``path`` (parents created), readable by its
+        owner only (it may hold the token); returns ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            yaml.safe_dump(self.kubeconfig(context=context, namespace=namespace), sort_keys=False)
+        text = yaml.safe_dump(
+            self.kubeconfig(context=context, namespace=namespace), sort_keys=False
         )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chmod(path, 0o600)
         return path
 
     async def _resolve(self, ref: ServiceRef) -> str | None:

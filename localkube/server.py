@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+"""What kube-apiserver's system:public-info-viewer role lets anyone read."""
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -302,6 +305,8 @@ class Handler:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        if path not in _PUBLIC_PATHS and not self._authenticated(request):
+            raise errors.unauthorized()
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
         if path == "/version":
@@ -355,6 +360,15 @@ class Handler:
             if fault.code:
                 return _json(fault.status(info), fault.code)
         return await self._serve(request, target, watch)
+
+    def _authenticated(self, request: web.Request) -> bool:
+        token = self.kube.settings.token
+        if token is None:
+            return True
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        )
 
     def _openapi(self, path: str) -> web.Response:
         if path == "/openapi/v3":

@@ -23,6 +23,8 @@ class Settings:
     """Listening address, bounds and behaviours of one server.
 
     ``port=0`` picks a free port. ``state_file`` turns on SQLite persistence. Times are seconds.
+    ``tls_cert``/``tls_key`` and ``token`` make it a server that only its kubeconfig opens (local
+    mode, where whoever may create a Pod runs a process on this machine).
     """
 
     host: str = "127.0.0.1"
@@ -37,3 +39,11 @@ class Settings:
     user_info: Mapping[str, Any] = field(default_factory=_admin)
     service_cidr: str = "10.96.0.0/12"
     git_version: str = "v1.32.4"
+    tls_cert: Path | None = None
+    """Serve HTTPS with this certificate chain (PEM) and ``tls_key``; plain HTTP when unset."""
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    """The CA that signed ``tls_cert``, written into kubeconfigs as certificate-authority-data."""
+    token: str | None = None
+    """When set, every request but the public health and version paths must carry
+    ``Authorization: Bearer <token>``; others get 401, as kube-apiserver answers."""

@@ -19,7 +19,7 @@ EXIT_DENIED = 1
 EXIT_USAGE = 2
 
 # Subcommand modules under raysvc.commands, in the order `raysvc --help` lists them.
-COMMANDS: tuple[str, ...] = ("check", "webhook", "reconcile", "certs", "crds", "localkube")
+COMMANDS: tuple[str, ...] = ("up", "check", "webhook", "reconcile", "certs", "crds", "localkube")
 
 
 def build_parser() -> argparse.ArgumentParser:

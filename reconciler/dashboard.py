@@ -16,7 +16,7 @@ Every call has a timeout; a failure is counted in the metrics by call and outcom
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -129,16 +129,24 @@ class DashboardClient:
     """One pooled HTTP client for every head; open it with ``async with``."""
 
     def __init__(
-        self, *, metrics: Metrics, get_timeout: float = 5.0, put_timeout: float = 15.0
+        self,
+        *,
+        metrics: Metrics,
+        get_timeout: float = 5.0,
+        put_timeout: float = 15.0,
+        connector: Callable[[], aiohttp.BaseConnector] | None = None,
     ) -> None:
+        """``connector`` makes the pool's connector (default: plain TCP), e.g. one whose sockets
+        start where Pod IPs are routed."""
         self.metrics = metrics
+        self.connector = connector
         self.get_timeout = aiohttp.ClientTimeout(total=get_timeout)
         self.put_timeout = aiohttp.ClientTimeout(total=put_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> DashboardClient:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=64, force_close=False),
+            connector=self.connector() if self.connector else aiohttp.TCPConnector(limit=64),
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
         )
         return self

@@ -72,7 +72,7 @@ class Executor:
                 self._wrote("create")
                 log.info(
                     "object created",
-                    extra={"object": str(action.ref), "name": _name(created), "why": why},
+                    extra={"object": str(action.ref), "as": _name(created), "why": why},
                 )
                 await self._settle(created)
             case MergePatch(ref=ref, patch=patch, why=why):

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -77,9 +78,13 @@ class Reconciler:
         settings: ReconcilerSettings,
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        dashboard_connector: Callable[[], aiohttp.BaseConnector] | None = None,
     ) -> None:
+        """``dashboard_connector`` makes the connections to Ray heads (by Pod IP) when the
+        default route does not reach Pods (local mode)."""
         self.settings = settings
         self.clock = clock
+        self.dashboard_connector = dashboard_connector
         self.metrics = Metrics()
         self.kube = KubeClient(api_client)
         self.caches = Caches.build(
@@ -106,6 +111,7 @@ class Reconciler:
                 metrics=self.metrics,
                 get_timeout=s.dashboard_get_timeout,
                 put_timeout=s.dashboard_put_timeout,
+                connector=self.dashboard_connector,
             ) as dashboard,
             self._servers(),
         ):

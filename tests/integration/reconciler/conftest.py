@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -111,3 +112,15 @@ async def unhooked_namespace(rk_api: client.ApiClient) -> AsyncIterator[str]:
 async def kubelet(rk_api: client.ApiClient, namespace: str) -> AsyncIterator[FakeKubelet]:
     async with FakeKubelet(rk_api, namespace) as fake:
         yield fake
+
+
+@pytest.fixture(autouse=True)
+def no_reconcile_crashes(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A reconcile that raises something unexpected is a bug, even when a retry hides it.
+
+    Every reconciler record is built (debug level), so a log call that cannot be made fails
+    here rather than in a user's terminal."""
+    caplog.set_level(logging.DEBUG, logger="reconciler")
+    yield
+    crashes = [r for r in caplog.records if r.getMessage() == "reconcile crashed"]
+    assert not crashes, f"{len(crashes)} reconciles crashed: {crashes[0].exc_text}"

@@ -212,7 +212,9 @@ async def running_reconciler(
         metrics_host="127.0.0.1",
         metrics_port=0,
     )
-    reconciler = Reconciler(api, settings, **({"clock": clock} if clock else {}))
+    reconciler = (
+        Reconciler(api, settings, clock=clock) if clock else Reconciler(api, settings)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(reconciler.run(stop))
     try:
