@@ -212,9 +212,7 @@ async def running_reconciler(
         metrics_host="127.0.0.1",
         metrics_port=0,
     )
-    reconciler = (
-        Reconciler(api, settings, clock=clock) if clock else Reconciler(api, settings)
-    )
+    reconciler = Reconciler(api, settings, clock=clock) if clock else Reconciler(api, settings)
     stop = asyncio.Event()
     task = asyncio.create_task(reconciler.run(stop))
     try:
