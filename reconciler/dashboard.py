@@ -66,6 +66,15 @@ class ServeStatus:
         """At least one application, and every one RUNNING: KubeRay's readiness of Serve."""
         return bool(self.apps) and all(app.status == "RUNNING" for app in self.apps.values())
 
+    @property
+    def settled(self) -> bool:
+        """Every application RUNNING and every deployment HEALTHY: nothing is moving."""
+        return self.all_running and all(
+            dep.status == "HEALTHY"
+            for app in self.apps.values()
+            for dep in app.deployments.values()
+        )
+
     def runs(self, config: Mapping[str, Any]) -> bool:
         """Ray already has exactly ``config``'s applications, as ``config`` states them.
 

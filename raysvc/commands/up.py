@@ -154,7 +154,9 @@ async def _up(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
             build_sample_apps()
         async with LocalStack(state, api_port=args.api_port) as stack:
             assert stack.kube is not None
+            assert stack.node is not None
             say(f"API server on {stack.kube.url}, webhook registered, node and reconciler running")
+            say(f"pod network: namespace {stack.node.network.cluster_netns} and its Pods'")
             _warn_versions(say, docs)
             try:
                 for line in await stack.apply(docs):

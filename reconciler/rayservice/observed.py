@@ -127,7 +127,10 @@ class PlanSettings:
     """Timings of the RayService controller (seconds)."""
 
     busy_poll: float = 2.0
-    """Look again this soon while something is moving (a submission, an upgrade, bad health)."""
+    """Look again this soon while something is moving (an upgrade, a head starting, bad health)."""
+    settle_poll: float = 0.5
+    """Look again this soon while the Serve config just applied settles, so the status shows
+    each deployment's moves (MangoStand UPDATING, then HEALTHY) as they happen."""
     idle_poll: float = 60.0
     """Look again this late when all is well (health thresholds are minutes long)."""
     deployment_unhealthy_default: int = 300

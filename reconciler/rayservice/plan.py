@@ -334,6 +334,12 @@ class _Planner:
             return
         if target.serve is None or not target.serve.all_running:
             self.busy = True
+        if (
+            target.applied_serve == goal.serve_hash
+            and target.serve is not None
+            and not target.serve.settled
+        ):
+            self.wakeups.append(self.s.settle_poll)
         if target.refused_serve == goal.serve_hash:
             return
         vanished = target.serve is not None and not target.serve.apps

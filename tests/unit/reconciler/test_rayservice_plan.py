@@ -11,7 +11,7 @@ import pytest
 
 from rayservice import evaluate
 from reconciler.actions import Create, Delete, JsonPatch, MergePatch, Plan, RecordEvent, WriteStatus
-from reconciler.dashboard import AppStatus, ServeStatus
+from reconciler.dashboard import AppStatus, DeploymentStatus, ServeStatus
 from reconciler.rayservice import names
 from reconciler.rayservice.goal import goal_of
 from reconciler.rayservice.observed import ClusterView, Head, Observed, PlanSettings
@@ -352,7 +352,8 @@ def test_a_pending_cluster_within_the_timeout_sets_a_timer_for_its_deadline() ->
     )
     decided = plan(with_pending(o, slow), NOW, SETTINGS)
     assert "Delete" not in kinds(decided)
-    assert decided.requeue_after == SETTINGS.busy_poll  # sooner than the deadline (500 s)
+    assert decided.requeue_after is not None
+    assert decided.requeue_after <= SETTINGS.busy_poll  # much sooner than the deadline (500 s)
 
 
 @pytest.mark.parametrize(
@@ -524,3 +525,18 @@ def test_a_config_ray_already_runs_is_stamped_not_submitted_twice() -> None:
         replace(o, clusters=(replace(active, obj=unstamped, serve=other),)), NOW, SETTINGS
     )
     assert [a for a in decided.actions if isinstance(a, SubmitServeConfig)]
+
+
+def test_an_applied_config_that_is_still_moving_is_looked_at_again_soon() -> None:
+    o = steady()
+    (active,) = o.clusters
+    moving = ServeStatus(
+        {
+            "fruit_app": AppStatus(
+                "DEPLOYING", deployments={"MangoStand": DeploymentStatus("UPDATING")}
+            ),
+            "math_app": AppStatus("RUNNING"),
+        }
+    )
+    decided = plan(replace(o, clusters=(replace(active, serve=moving),)), NOW, SETTINGS)
+    assert decided.requeue_after == SETTINGS.settle_poll

@@ -1,0 +1,364 @@
+"""The seed walkthrough against ``raysvc up`` with real Ray, through kubectl and HTTP.
+
+One ``raysvc up`` runs for the module; the tests follow the walkthrough in order, each starting
+from where the previous one left the RayService (as a person following the guide would):
+the apps answer; a price change is applied in place; a replicas change touches nothing; a
+cluster upgrade under a steady client loses no request; a head whose processes die is replaced
+past the (lowered) threshold; deleting the RayService removes every object and Ray process;
+Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from localkube.node import netns
+from tests.builders import SAMPLE_PATH
+from tests.nodekit import alive, needs_root
+
+pytestmark = [pytest.mark.e2e, needs_root]
+
+RAYSVC = str(Path(sys.executable).with_name("raysvc"))
+KUBECTL = "/usr/bin/kubectl"
+STARTUP_SECONDS = 240
+
+
+@dataclass
+class Up:
+    """A running ``raysvc up`` and what it printed."""
+
+    process: subprocess.Popen[str]
+    state: Path
+    lines: list[str] = field(default_factory=list)
+    serve_port: int = 0
+    dashboard_port: int = 0
+    cluster_netns: str = ""
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, within: float) -> re.Match[str]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if found := re.search(pattern, line):
+                    return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"raysvc up never printed {pattern!r}:\n" + "\n".join(self.lines))
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HOME": str(self.state)},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def post(self, path: str, body: Any) -> str:
+        request = urllib.request.Request(
+            f"http://localhost:{self.serve_port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.read().decode())
+
+
+def manifest(**changes: Any) -> str:
+    """The sample, with a short deletion delay and the walkthrough's changes applied."""
+    doc = yaml.safe_load(SAMPLE_PATH.read_text())
+    doc["spec"]["rayClusterDeletionDelaySeconds"] = 10
+    text = doc["spec"]["serveConfigV2"]
+    if "price" in changes:
+        doc["spec"]["serveConfigV2"] = text.replace("price: 3", f"price: {changes['price']}")
+    cluster = doc["spec"]["rayClusterConfig"]
+    if "replicas" in changes:
+        cluster["workerGroupSpecs"][0]["replicas"] = changes["replicas"]
+    if "ray_version" in changes:
+        cluster["rayVersion"] = changes["ray_version"]
+    if "threshold" in changes:
+        doc["spec"]["deploymentUnhealthySecondThreshold"] = changes["threshold"]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    state = tmp_path_factory.mktemp("up")
+    first = state / "rayservice.yaml"
+    first.write_text(manifest())
+    errors = (state / "stderr").open("w")
+    process = subprocess.Popen(
+        [
+            RAYSVC,
+            "up",
+            "-f",
+            str(first),
+            "--state-dir",
+            str(state / "state"),
+            "--api-port",
+            "0",
+            "--serve-port",
+            "0",
+            "--dashboard-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+    running = Up(process, state / "state")
+    reader = threading.Thread(target=running.read, daemon=True)
+    reader.start()
+    try:
+        running.cluster_netns = running.wait_for(r"namespace (rsv\w+-c)", 60).group(1)
+        running.wait_for("every application is RUNNING", STARTUP_SECONDS)
+        running.serve_port = int(running.wait_for(r"serve +http://localhost:(\d+)", 5).group(1))
+        running.dashboard_port = int(
+            running.wait_for(r"dashboard +http://localhost:(\d+)", 5).group(1)
+        )
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        reader.join(10)
+        assert process.stdout is not None
+        process.stdout.close()
+        errors.close()
+        print("\n".join(running.lines))
+
+
+def rayclusters(up: Up) -> list[dict[str, Any]]:
+    items = json.loads(up.kubectl("get", "rayclusters", "-o", "json"))["items"]
+    return [c for c in items if not c["metadata"].get("deletionTimestamp")]
+
+
+def test_the_applications_answer_through_the_serve_service(up: Up) -> None:
+    assert up.post("/fruit/", ["MANGO", 2]) == "6"
+    assert up.post("/calc/", ["MUL", 3]) == "15 pizzas please!"
+    table = up.kubectl("get", "rayservice").splitlines()
+    name, status, endpoints = table[1].split()[:3]
+    assert (name, status) == ("rayservice-sample", "Running")
+    assert int(endpoints) >= 1
+    (cluster,) = rayclusters(up)
+    assert cluster["metadata"]["name"].startswith("rayservice-sample-raycluster-")
+    version = json.loads(
+        urllib.request.urlopen(
+            f"http://localhost:{up.dashboard_port}/api/version", timeout=10
+        ).read()
+    )
+    assert version["ray_version"]
+
+
+def test_a_price_change_is_applied_in_place(up: Up) -> None:
+    (before,) = rayclusters(up)
+    path = "{.status.activeServiceStatus.applicationStatuses.fruit_app"
+    path += ".serveDeploymentStatuses.MangoStand.status}"
+    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "get", "rayservice"]
+    command += ["rayservice-sample", "--watch", "-o", f'jsonpath={path}{{"\\n"}}']
+    watch = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HOME": str(up.state)},
+    )
+    seen: list[str] = []
+
+    def follow() -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            if line.strip() and (not seen or seen[-1] != line.strip()):
+                seen.append(line.strip())
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    try:
+        up.kubectl("apply", "-f", "-", stdin=manifest(price=4))
+        deadline = time.monotonic() + 60
+        while up.post("/fruit/", ["MANGO", 2]) != "8":
+            assert time.monotonic() < deadline, "the new price never answered"
+            time.sleep(0.2)
+        while (not seen or seen[-1] != "HEALTHY") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        watch.terminate()
+        watch.wait(10)
+        reader.join(10)
+        assert watch.stdout is not None
+        watch.stdout.close()
+    assert "UPDATING" in seen, seen
+    assert seen[-1] == "HEALTHY"
+    (after,) = rayclusters(up)
+    assert after["metadata"]["name"] == before["metadata"]["name"]
+
+
+def test_replicas_change_nothing_in_the_running_cluster(up: Up) -> None:
+    (before,) = rayclusters(up)
+    out = up.kubectl("apply", "-f", "-", stdin=manifest(price=4, replicas=2))
+    assert "configured" in out
+    time.sleep(3)
+    (after,) = rayclusters(up)
+    assert after["metadata"]["name"] == before["metadata"]["name"]
+    assert after["spec"]["workerGroupSpecs"][0]["replicas"] == 1
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+class Client:
+    """Sends ``["MANGO", 2]`` at about 25 requests/s and counts the answers (bounded in time)."""
+
+    def __init__(self, up: Up, seconds: float) -> None:
+        self.up = up
+        self.answers: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.seconds = seconds
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while not self.stop.is_set() and time.monotonic() < end:
+            start = time.monotonic()
+            try:
+                answer = self.up.post("/fruit/", ["MANGO", 2])
+                self.answers[answer] = self.answers.get(answer, 0) + 1
+            except (OSError, urllib.error.URLError) as e:
+                key = type(e).__name__
+                self.failures[key] = self.failures.get(key, 0) + 1
+            time.sleep(max(0.0, 0.04 - (time.monotonic() - start)))
+
+
+def test_a_cluster_upgrade_switches_traffic_without_a_failed_request(up: Up) -> None:
+    (old,) = rayclusters(up)
+    load = Client(up, seconds=300)
+    load.thread.start()
+    try:
+        time.sleep(2)
+        changed = manifest(price=4, replicas=2, ray_version="2.100.0")
+        up.kubectl("apply", "-f", "-", stdin=changed)
+        deadline = time.monotonic() + 240
+        seen_two = False
+        while True:
+            names = [c["metadata"]["name"] for c in rayclusters(up)]
+            seen_two = seen_two or len(names) == 2
+            if seen_two and names and old["metadata"]["name"] not in names:
+                break
+            assert time.monotonic() < deadline, f"the upgrade did not finish: {names}"
+            time.sleep(1)
+    finally:
+        load.stop.set()
+        load.thread.join(30)
+    total = sum(load.answers.values()) + sum(load.failures.values())
+    print(f"during the upgrade: {total} requests, answers {load.answers}, failed {load.failures}")
+    assert total >= 20 * 30
+    assert load.failures == {}
+    assert set(load.answers) == {"8"}
+    (new,) = rayclusters(up)
+    assert new["spec"]["rayVersion"] == "2.100.0"
+    assert new["spec"]["workerGroupSpecs"][0]["replicas"] == 2
+    assert up.post("/fruit/", ["MANGO", 2]) == "8"
+
+
+def _netns_of(ip: str, cluster_netns: str) -> str:
+    prefix = cluster_netns.removesuffix("-c")
+    for name in sorted(os.listdir("/run/netns")):
+        if not name.startswith(prefix) or name == cluster_netns:
+            continue
+        shown = subprocess.run(
+            ["ip", "-n", name, "-4", "-o", "addr", "show"], capture_output=True, text=True
+        )
+        if f" {ip}/" in shown.stdout:
+            return name
+    raise AssertionError(f"no Pod namespace holds {ip}")
+
+
+def test_a_head_whose_processes_die_is_replaced_and_traffic_recovers(up: Up) -> None:
+    up.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=manifest(price=4, replicas=2, ray_version="2.100.0", threshold=5),
+    )
+    (old,) = rayclusters(up)
+    head_ip = old["status"]["head"]["podIP"]
+    pids = netns.pids_in(netns.NETNS_RUN_DIR / _netns_of(head_ip, up.cluster_netns))
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 300
+    while True:
+        names = [c["metadata"]["name"] for c in rayclusters(up)]
+        if names and old["metadata"]["name"] not in names:
+            break
+        assert time.monotonic() < deadline, f"the unhealthy cluster was never replaced: {names}"
+        time.sleep(1)
+    events = up.kubectl("get", "events", "--field-selector", "involvedObject.kind=RayService")
+    assert "UnhealthyClusterReplaced" in events
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if up.post("/fruit/", ["MANGO", 2]) == "8":
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "traffic did not recover"
+        time.sleep(0.5)
+
+
+def test_deleting_the_rayservice_removes_every_object_and_ray_process(up: Up) -> None:
+    prefix = up.cluster_netns.removesuffix("-c")
+    pods = [n for n in os.listdir("/run/netns") if n.startswith(prefix) and n != up.cluster_netns]
+    pids = [pid for name in pods for pid in netns.pids_in(netns.NETNS_RUN_DIR / name)]
+    assert pids
+    up.kubectl("delete", "rayservice", "rayservice-sample")
+    deadline = time.monotonic() + 120
+    while True:
+        left = up.kubectl("get", "rayservices,rayclusters,pods,services", "-o", "name")
+        remaining = [line for line in left.split() if not line.startswith("service/kubernetes")]
+        if not remaining and not alive(pids):
+            break
+        assert time.monotonic() < deadline, f"left behind: {remaining}, {alive(pids)}"
+        time.sleep(1)
+    names = [n for n in os.listdir("/run/netns") if n.startswith(prefix)]
+    assert names == [up.cluster_netns]
+
+
+def test_ctrl_c_stops_everything_and_leaves_nothing_behind(up: Up) -> None:
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(90) == 0
+    prefix = up.cluster_netns.removesuffix("-c")
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(prefix)]
+    assert not Path("/tmp/rsvnode", prefix.removeprefix("rsv")).exists()
+    assert "stopped: every process, namespace and interface of this run is gone" in up.lines[-1]
