@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml $(wildcard */__init__.py)
 
 install: $(STAMP)
 
-## The main job: check the sample RayService offline.
+## The main job: the seed walkthrough on this machine with real Ray (root; Ctrl-C stops it).
 run: $(STAMP)
-	$(BIN)/raysvc check examples/rayservice-sample.yaml
+	$(BIN)/raysvc up -f examples/rayservice-sample.yaml
 
 ## Everything CI runs: lint, types, import contracts, the whole test suite.
 test: lint
