@@ -149,5 +149,14 @@ def dumps(value: Any) -> str:
 
 
 def alive(pids: Sequence[int]) -> list[int]:
-    """The processes among ``pids`` that still exist."""
-    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+    """The processes among ``pids`` that still run (a zombie waiting for its parent to reap it
+    runs nothing and holds nothing but its pid)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            running.append(pid)
+    return running
