@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from tests.builders import put, sample
-from tests.integration.reconciler.fakeray import FakeKubelet
+from tests.integration.reconciler.fakeray import FakeKubelet, submitted_prices
 from tests.integration.reconciler.support import (
     Cluster,
     eventually,
@@ -220,3 +220,62 @@ async def test_an_application_unhealthy_past_its_threshold_replaces_the_cluster(
         rs = await kube.rayservice()
         apps = rs["status"]["activeServiceStatus"]["applicationStatuses"]
         assert apps["math_app"]["status"] == "RUNNING"
+
+
+async def test_a_serve_service_setting_is_applied_to_the_live_service_in_place(
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
+) -> None:
+    kube = Cluster(rk_api, namespace)
+    async with running_reconciler(rk_api, namespace):
+        active = await start(kube)
+        before = (await kube.services())["rayservice-sample-serve-svc"]
+
+        def annotate(rs: dict[str, Any]) -> None:
+            rs["spec"]["serveService"] = {
+                "metadata": {"annotations": {"example.com/team": "fruit"}},
+                "spec": {"ports": [{"name": "serve", "port": 9000, "targetPort": 8000}]},
+            }
+
+        updated = await kube.update(annotate)
+        assert updated["metadata"]["annotations"]["raysvc.io/change"] == "settings"
+
+        async def applied() -> dict[str, Any] | None:
+            live = (await kube.services())["rayservice-sample-serve-svc"]
+            ports = [(p["port"], p["targetPort"]) for p in live["spec"]["ports"]]
+            notes = live["metadata"].get("annotations") or {}
+            return live if ports == [(9000, 8000)] and notes.get("example.com/team") else None
+
+        live = await eventually(applied)
+        assert live["metadata"]["uid"] == before["metadata"]["uid"]
+        assert live["spec"]["clusterIP"] == before["spec"]["clusterIP"]
+        assert selected_cluster(live) == active
+        assert await _live_is(kube, {active})
+
+
+async def test_with_upgrade_strategy_none_cluster_changes_wait_and_serve_changes_apply(
+    rk_api: client.ApiClient, namespace: str, kubelet: FakeKubelet
+) -> None:
+    kube = Cluster(rk_api, namespace)
+    async with running_reconciler(rk_api, namespace):
+        active = await start(kube, **{"spec.upgradeStrategy": {"type": "None"}})
+        head = kubelet.head(active)
+
+        def both(rs: dict[str, Any]) -> None:
+            put(rs, VERSION, "2.100.0")
+            text = rs["spec"]["serveConfigV2"]
+            rs["spec"]["serveConfigV2"] = text.replace("price: 3", "price: 11")
+
+        await kube.update(both)
+
+        async def not_applied() -> dict[str, Any]:
+            found = await condition(kube, "ClusterSpecApplied")
+            return found if found.get("reason") == "UpgradeStrategyNone" else {}
+
+        await eventually(not_applied)
+        await eventually(lambda: _is(submitted_prices(head), {"price": 11}))
+        await asyncio.sleep(0.6)
+        assert await _live_is(kube, {active})
+
+
+async def _is(value: object, expected: object) -> bool:
+    return value == expected
