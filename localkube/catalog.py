@@ -333,7 +333,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Pod",
         namespaced=True,
         short_names=("po",),
-        subresources=frozenset({"status", "log", "binding"}),
+        subresources=frozenset({"status", "log", "binding", "exec", "attach", "portforward"}),
         categories=("all",),
         field_selectors=frozenset(
             {
