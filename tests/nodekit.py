@@ -100,7 +100,9 @@ async def local_cluster(tmp: Path, **settings: Any) -> AsyncIterator[Cluster]:
     async with LocalKube(Settings(), logs=logs) as kube:
         kubeconfig = kube.write_kubeconfig(tmp / "kubeconfig")
         async with client.ApiClient(client.Configuration(host=kube.url)) as api_client:
-            node = LocalNode(api_client, logs=logs, settings=NodeSettings(**settings))
+            node = LocalNode(
+                api_client, logs=logs, settings=NodeSettings(**settings), kubelets=kube.kubelets
+            )
             async with node:
                 yield Cluster(kube, node, node.api, kubeconfig, tmp / "kubectl-cache")
 
