@@ -20,7 +20,16 @@ import pytest
 import pytest_asyncio
 
 from localkube.node import netns
-from tests.nodekit import KUBECTL, Cluster, alive, eventually, local_cluster, needs_root, pod
+from tests.nodekit import (
+    KUBECTL,
+    Cluster,
+    PortForward,
+    alive,
+    eventually,
+    local_cluster,
+    needs_root,
+    pod,
+)
 
 pytestmark = [needs_root, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -80,23 +89,6 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         yield c
 
 
-async def kubectl(
-    cluster: Cluster, *args: str, stdin: bytes | None = None, within: float = 60
-) -> tuple[int, str, str]:
-    """Run kubectl to its end: (exit code, standard output, standard error)."""
-    process = await asyncio.create_subprocess_exec(
-        KUBECTL,
-        f"--kubeconfig={cluster.kubeconfig}",
-        f"--cache-dir={cluster.cache}",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(stdin), within)
-    return int(process.returncode or 0), out.decode(), err.decode()
-
-
 def spawn(cluster: Cluster, *args: str) -> pexpect.spawn[str]:
     """kubectl on a pseudo-terminal of 30 rows and 100 columns (drive it from a thread)."""
     argv = [f"--kubeconfig={cluster.kubeconfig}", f"--cache-dir={cluster.cache}", *args]
@@ -109,42 +101,6 @@ def matched(child: pexpect.spawn[str], group: int) -> str:
     return str(child.match.group(group))
 
 
-class Forward:
-    """A running ``kubectl port-forward``: the local port it prints, and its output."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.port = port
-
-    @classmethod
-    async def start(cls, cluster: Cluster, target: str, remote: int) -> Forward:
-        process = await asyncio.create_subprocess_exec(
-            KUBECTL,
-            f"--kubeconfig={cluster.kubeconfig}",
-            f"--cache-dir={cluster.cache}",
-            "port-forward",
-            target,
-            f":{remote}",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            line = (await process.stdout.readline()).decode()
-        match = re.match(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {remote}$", line.strip())
-        assert match, line
-        return cls(process, int(match.group(1)))
-
-    async def stop(self) -> str:
-        """End kubectl (if it still runs); what it wrote on standard error."""
-        if self.process.returncode is None:
-            self.process.terminate()
-        assert self.process.stderr is not None
-        err = await self.process.stderr.read()
-        await self.process.wait()
-        return err.decode()
-
-
 async def _post(session: aiohttp.ClientSession, url: str, body: Any) -> Any:
     async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as r:
         assert r.status == 200
@@ -154,12 +110,12 @@ async def _post(session: aiohttp.ClientSession, url: str, body: Any) -> Any:
 async def test_kubectl_exec_returns_the_exit_code_and_keeps_stdout_and_stderr_apart(
     cluster: Cluster,
 ) -> None:
-    code, out, err = await kubectl(
-        cluster, "exec", "fruit", "--", "sh", "-c", "echo out; echo err >&2; exit 3"
+    code, out, err = await cluster.run_kubectl(
+        "exec", "fruit", "--", "sh", "-c", "echo out; echo err >&2; exit 3"
     )
     assert (code, out) == (3, "out\n")
     assert err.splitlines() == ["err", "command terminated with exit code 3"]
-    code, out, err = await kubectl(cluster, "exec", "fruit", "--", "true")
+    code, out, err = await cluster.run_kubectl("exec", "fruit", "--", "true")
     assert (code, out, err) == (0, "", "")
 
 
@@ -170,21 +126,21 @@ async def test_kubectl_exec_runs_in_the_pods_network_with_its_environment_and_di
     await cluster.create(PODS, private)
     await cluster.ready(NS, "private")
     probe = "curl -s -o /dev/null -w '%{http_code}\\n' --retry 20 --retry-connrefused"
-    code, out, err = await kubectl(
-        cluster, "exec", "private", "--", "sh", "-c", f"{probe} --retry-delay 0 127.0.0.1:8081/"
+    code, out, err = await cluster.run_kubectl(
+        "exec", "private", "--", "sh", "-c", f"{probe} --retry-delay 0 127.0.0.1:8081/"
     )
     assert (code, out) == (0, "200\n"), err  # only the Pod's own localhost has that server
-    code, out, err = await kubectl(
-        cluster, "exec", "fruit", "--", "sh", "-c", 'pwd; echo "$GREETING"; echo "$HOSTNAME"'
+    code, out, err = await cluster.run_kubectl(
+        "exec", "fruit", "--", "sh", "-c", 'pwd; echo "$GREETING"; echo "$HOSTNAME"'
     )
     assert (code, out.splitlines()) == (0, ["/etc", "hello from the stand", "fruit"]), err
 
 
 async def test_kubectl_exec_i_passes_stdin_through_and_ends_it(cluster: Cluster) -> None:
     data = b"".join(b"line %d\n" % i for i in range(20000))  # about 200 KB: more than a pipe
-    code, out, err = await kubectl(cluster, "exec", "-i", "fruit", "--", "wc", "-c", stdin=data)
+    code, out, err = await cluster.run_kubectl("exec", "-i", "fruit", "--", "wc", "-c", stdin=data)
     assert (code, out.strip()) == (0, str(len(data))), err
-    code, out, err = await kubectl(cluster, "exec", "-i", "fruit", "--", "cat", stdin=b"hi\n")
+    code, out, err = await cluster.run_kubectl("exec", "-i", "fruit", "--", "cat", stdin=b"hi\n")
     assert (code, out) == (0, "hi\n"), err
 
 
@@ -216,7 +172,7 @@ async def test_port_forward_to_a_pod_and_to_a_service_answers_on_localhost(
     cluster: Cluster,
 ) -> None:
     for target in ("pod/fruit", "svc/fruit-svc"):
-        forward = await Forward.start(cluster, target, 8000)
+        forward = await PortForward.start(cluster, target, 8000)
         try:
             url = f"http://127.0.0.1:{forward.port}/fruit/"
             async with aiohttp.ClientSession() as session:
@@ -233,7 +189,7 @@ async def test_port_forward_to_a_pod_and_to_a_service_answers_on_localhost(
 async def test_port_forward_to_a_closed_port_reports_what_the_node_could_not_reach(
     cluster: Cluster,
 ) -> None:
-    forward = await Forward.start(cluster, "pod/fruit", 9999)
+    forward = await PortForward.start(cluster, "pod/fruit", 9999)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", forward.port)
         async with asyncio.timeout(10):
@@ -251,8 +207,7 @@ async def test_port_forward_to_a_closed_port_reports_what_the_node_could_not_rea
 async def test_kubectl_run_rm_i_prints_a_services_answer_and_deletes_its_pod(
     cluster: Cluster,
 ) -> None:
-    code, out, err = await kubectl(
-        cluster,
+    code, out, err = await cluster.run_kubectl(
         "run",
         "curl",
         "--image=radial/busyboxplus:curl",
@@ -273,11 +228,11 @@ async def test_kubectl_run_rm_i_prints_a_services_answer_and_deletes_its_pod(
     assert code == 0, err
     assert out.startswith("6")  # curl prints no newline; kubectl's own line follows
     assert out.removeprefix("6").strip() == 'pod "curl" deleted'
-    code, _, err = await kubectl(cluster, "get", "pod", "curl")
+    code, _, err = await cluster.run_kubectl("get", "pod", "curl")
     assert code == 1
     assert 'pods "curl" not found' in err
-    code, out, _ = await kubectl(
-        cluster, "get", "events", "--field-selector=reason=DefaultCommand", "-o", "json"
+    code, out, _ = await cluster.run_kubectl(
+        "get", "events", "--field-selector=reason=DefaultCommand", "-o", "json"
     )
     messages = [e["message"] for e in json.loads(out)["items"]]
     assert any("radial/busyboxplus:curl" in m and "args run as the command" in m for m in messages)
@@ -316,7 +271,7 @@ async def test_an_interactive_kubectl_run_gets_a_prompt_runs_curl_and_exits_clea
     assert (answer, status) == ("6", 0)
 
     async def gone() -> bool:
-        code, _, _ = await kubectl(cluster, "get", "pod", "shell")
+        code, _, _ = await cluster.run_kubectl("get", "pod", "shell")
         return code == 1
 
     await eventually(gone, within=20)
@@ -396,7 +351,7 @@ async def test_deleting_a_pod_ends_its_interactive_shell_and_its_exec_sessions(
 
     pids = await eventually(both_running, within=10)
     started = time.monotonic()
-    code, _, err = await kubectl(cluster, "delete", "pod", "shell", "--wait=false")
+    code, _, err = await cluster.run_kubectl("delete", "pod", "shell", "--wait=false")
     assert code == 0, err
     # The interactive shell ignores SIGTERM (the sidecar does not, so its status changes): the
     # Pod stays Terminating through the node's status writes until the grace period ends.
@@ -404,7 +359,7 @@ async def test_deleting_a_pod_ends_its_interactive_shell_and_its_exec_sessions(
     assert terminating["metadata"]["deletionGracePeriodSeconds"] == 2
 
     async def gone() -> bool:
-        code, _, _ = await kubectl(cluster, "get", "pod", "shell")
+        code, _, _ = await cluster.run_kubectl("get", "pod", "shell")
         return code == 1
 
     await eventually(gone, within=15)
