@@ -76,7 +76,7 @@ class NodeSessions:
         if options.tty:
             env.setdefault("TERM", "xterm")
         launcher = self.agent.launcher
-        io = ProcessIO(tty=options.tty, stdin=options.stdin)
+        io = ProcessIO(tty=options.tty, stdin=options.stdin, hold=True)
         try:
             argv = launcher.argv(
                 worker.sandbox.netns,

@@ -8,7 +8,8 @@ and the replay of recent output for the first session that attaches (what ``kube
 would otherwise miss: a prompt or an answer printed before it connected).
 
 Bounds: the replay keeps the last :data:`REPLAY_BYTES`; a session that falls more than
-:data:`BEHIND_BYTES` behind is dropped rather than letting the process wait for it.
+:data:`BEHIND_BYTES` behind is dropped rather than letting a container wait for it (an ``exec``
+waits instead: ``hold``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import struct
 import termios
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from localkube.kubelet import TerminalSize
@@ -42,11 +44,14 @@ class Output:
     queue: asyncio.Queue[Chunk | None] = field(default_factory=asyncio.Queue)
     pending: int = 0
     dropped: bool = False
+    drained: Callable[[], None] | None = None  # called when a held process may go on
 
     async def next(self) -> Chunk | None:
         item = await self.queue.get()
         if item is not None:
             self.pending -= len(item[1])
+            if self.drained is not None and self.pending <= BEHIND_BYTES // 2:
+                self.drained()
         return item
 
 
@@ -59,11 +64,17 @@ class ProcessIO:
 
     Use: ``child`` are the descriptors to start the process with; call :meth:`spawned` once it
     started (the agent closes its copies of the child's ends), then :meth:`start` to pump.
+    With ``hold`` (an ``exec``: its client must get every byte) a session that falls behind
+    stops the reading, so the process waits on its full pipe, instead of being dropped.
     """
 
-    def __init__(self, *, tty: bool, stdin: bool, log: RunLog | None = None) -> None:
+    def __init__(
+        self, *, tty: bool, stdin: bool, log: RunLog | None = None, hold: bool = False
+    ) -> None:
         self.tty = tty
         self.log = log
+        self.hold = hold
+        self._paused = False
         self._loop = asyncio.get_running_loop()
         self._child_ends: list[int] = []
         self._outputs: dict[int, str] = {}
@@ -117,15 +128,22 @@ class ProcessIO:
 
     async def finish(self, seconds: float) -> None:
         """Wait up to ``seconds`` for the output to end (processes that inherited it may keep
-        it open), then stop reading and release everything."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self.done.wait()
+        it open), longer while a held session is still catching up, then stop reading and
+        release everything."""
+        while not self.done.is_set():
+            try:
+                async with asyncio.timeout(seconds):
+                    await self.done.wait()
+            except TimeoutError:
+                if not self._paused:
+                    break
         self.close()
 
     def close(self) -> None:
-        for fd in list(self._reading):
-            self._loop.remove_reader(fd)
+        if not self._paused:
+            for fd in list(self._reading):
+                self._loop.remove_reader(fd)
+        self._paused = False
         self._reading.clear()
         for fd in [*self._owned, *self._child_ends]:
             with contextlib.suppress(OSError):
@@ -167,16 +185,32 @@ class ProcessIO:
 
     def _deliver(self, session: Output, chunk: Chunk) -> None:
         if session.pending + len(chunk[1]) > BEHIND_BYTES:
-            session.dropped = True
-            self._sessions.remove(session)
-            session.queue.put_nowait(None)
-            return
+            if self.hold:
+                self._pause()
+            else:
+                session.dropped = True
+                with contextlib.suppress(ValueError):
+                    self._sessions.remove(session)
+                session.queue.put_nowait(None)
+                return
         session.pending += len(chunk[1])
         session.queue.put_nowait(chunk)
 
+    def _pause(self) -> None:
+        if not self._paused:
+            self._paused = True
+            for fd in self._reading:
+                self._loop.remove_reader(fd)
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            for fd in self._reading:
+                self._loop.add_reader(fd, self._readable, fd)
+
     def subscribe(self, *, replay: bool = False) -> Output:
         """Follow the output from now (after the recent output with ``replay``)."""
-        session = Output()
+        session = Output(drained=self._resume if self.hold else None)
         if replay:
             for chunk in self._replay:
                 self._deliver(session, chunk)

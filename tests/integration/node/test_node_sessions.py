@@ -119,6 +119,15 @@ async def test_kubectl_exec_returns_the_exit_code_and_keeps_stdout_and_stderr_ap
     assert (code, out, err) == (0, "", "")
 
 
+async def test_kubectl_exec_sends_large_output_whole(cluster: Cluster) -> None:
+    script = "head -c 30000000 /dev/zero | tr '\\0' a; echo; echo done >&2"
+    code, out, err = await cluster.run_kubectl("exec", "fruit", "--", "sh", "-c", script)
+    assert code == 0, err
+    assert len(out) == 30_000_001
+    assert set(out[:-1]) == {"a"}
+    assert err == "done\n"
+
+
 async def test_kubectl_exec_runs_in_the_pods_network_with_its_environment_and_directory(
     cluster: Cluster,
 ) -> None:
