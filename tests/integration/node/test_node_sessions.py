@@ -145,6 +145,33 @@ async def test_kubectl_exec_runs_in_the_pods_network_with_its_environment_and_di
     assert (code, out.splitlines()) == (0, ["/etc", "hello from the stand", "fruit"]), err
 
 
+async def test_a_v4_client_gets_the_channels_and_the_exit_status_the_kubelet_sends(
+    cluster: Cluster,
+) -> None:
+    # v4 has no way to end stdin but closing the connection: the command reads one line
+    query = "command=sh&command=-c&command=head+-n1%3B+echo+oops+%3E%262%3B+exit+2"
+    url = f"{cluster.kube.url}{PODS}/fruit/exec?{query}&stdin=true&stdout=true&stderr=true"
+    messages: list[tuple[int, bytes]] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=("v4.channel.k8s.io",)) as ws,
+    ):
+        assert ws.protocol == "v4.channel.k8s.io"
+        await ws.send_bytes(b"\x00typed\n")
+        async with asyncio.timeout(10):
+            async for message in ws:
+                messages.append((message.data[0], message.data[1:]))
+                if message.data[0] == 3:
+                    break
+    assert messages[0] == (1, b"")  # the session is open
+    assert (1, b"typed\n") in messages
+    assert (2, b"oops\n") in messages
+    status = json.loads(messages[-1][1])
+    assert status["status"] == "Failure"
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "2"}]
+
+
 async def test_kubectl_exec_i_passes_stdin_through_and_ends_it(cluster: Cluster) -> None:
     data = b"".join(b"line %d\n" % i for i in range(20000))  # about 200 KB: more than a pipe
     code, out, err = await cluster.run_kubectl("exec", "-i", "fruit", "--", "wc", "-c", stdin=data)
