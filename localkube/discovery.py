@@ -29,12 +29,14 @@ __all__ = [
 ]
 
 
-# Pod subresources a node answers: (name, kind, verbs) as kube-apiserver lists them
+# subresources a node answers: (name, kind, verbs) as kube-apiserver lists them ("" for proxy:
+# PodProxyOptions or ServiceProxyOptions)
 _NODE_SUBRESOURCES = (
     ("attach", "PodAttachOptions", ("create", "get")),
     ("exec", "PodExecOptions", ("create", "get")),
     ("log", "Pod", ("get",)),
     ("portforward", "PodPortForwardOptions", ("create", "get")),
+    ("proxy", "", ("create", "delete", "get", "patch", "update")),
 )
 
 
@@ -121,7 +123,7 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
                         "name": f"{rt.plural}/{sub}",
                         "singularName": "",
                         "namespaced": rt.namespaced,
-                        "kind": kind,
+                        "kind": kind or f"{rt.kind}ProxyOptions",
                         "verbs": list(verbs),
                     }
                 )

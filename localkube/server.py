@@ -6,7 +6,8 @@ negotiation (JSON, Table), ``Warning`` headers, Status bodies for errors, list p
 selectors, watch streams (one JSON event per line, bookmarks, ``timeoutSeconds``, 410 as an
 ERROR event), discovery and OpenAPI routes, the body size limit and fault injection. The Pod
 subresources a node answers (``log``, ``exec``, ``attach``, ``portforward``) are handed to
-:mod:`localkube.subresources`.
+:mod:`localkube.subresources`, ``pods/proxy`` and ``services/proxy`` to
+:mod:`localkube.httpproxy`.
 Writes are delegated to :class:`localkube.pipeline.Pipeline`; objects live in
 :class:`localkube.storage.Store`. Build it with :func:`make_app`; :class:`localkube.kube.LocalKube`
 runs it.
@@ -27,7 +28,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, web
 
-from localkube import decoding, discovery, errors, protobuf, subresources, tables
+from localkube import decoding, discovery, errors, httpproxy, protobuf, subresources, tables
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -383,7 +384,7 @@ class Handler:
             rest[1] if len(rest) > 1 else "",
             rest[2] if len(rest) > 2 else "",
         )
-        if len(rest) > 3:
+        if len(rest) > 3 and sub != "proxy":
             raise _not_found_path()
         rt = self.kube.registry.lookup(group, version, plural)
         if rt is None:
@@ -396,7 +397,9 @@ class Handler:
         if sub:
             allowed = set()
             if rt.kind == "Pod":
-                allowed = {"binding", *subresources.STREAMING} & rt.subresources
+                allowed = {"binding", "proxy", *subresources.STREAMING} & rt.subresources
+            if rt.kind == "Service":
+                allowed = {"proxy"} & rt.subresources
             if rt.has_status(version):
                 allowed.add("status")
             if "finalize" in rt.subresources:
@@ -445,6 +448,8 @@ class Handler:
         method = request.method
         pipeline = self.kube.pipeline
         rt, version = target.rt, target.version
+        if target.subresource == "proxy":
+            return await httpproxy.serve(self.kube, request, rt.kind, target.namespace, target.name)
         if target.subresource in subresources.STREAMING:
             pod = pipeline.get(rt, version, target.namespace, target.name)
             return await subresources.serve(self.kube, request, pod, target.subresource)

@@ -240,6 +240,24 @@ async def test_port_forward_to_a_closed_port_reports_what_the_node_could_not_rea
     assert "connection refused" in err
 
 
+async def test_the_proxy_subresources_reach_a_pod_and_a_service_over_http(
+    cluster: Cluster,
+) -> None:
+    code, out, err = await cluster.run_kubectl("get", "--raw", f"{PODS}/fruit:8000/proxy/", "-v=0")
+    assert (code, out) == (0, "fruit stand\n"), err
+    url = f"{cluster.kube.url}{SERVICES}"
+    async with aiohttp.ClientSession() as session:
+        for name in ("fruit-svc", "fruit-svc:serve", "fruit-svc:8000", "http:fruit-svc:8000"):
+            assert await _post(session, f"{url}/{name}/proxy/fruit/?q=1", ["MANGO", 2]) == 6
+        async with session.get(f"{cluster.kube.url}{PODS}/fruit:9999/proxy/") as response:
+            assert response.status == 503
+            assert "error trying to reach service" in (await response.json())["message"]
+        async with session.get(f"{url}/fruit-svc:nope/proxy/") as response:
+            assert response.status == 503
+            message = (await response.json())["message"]
+            assert message == 'no endpoints available for service "fruit-svc"'
+
+
 async def test_kubectl_run_rm_i_prints_a_services_answer_and_deletes_its_pod(
     cluster: Cluster,
 ) -> None:
