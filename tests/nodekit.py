@@ -73,6 +73,10 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {err.decode()}")
         return out.decode() + (err.decode() if not check else "")
 
+    def kubectl_argv(self) -> list[str]:
+        """kubectl with this cluster's kubeconfig and discovery cache (append the command)."""
+        return [KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache}"]
+
     async def run_kubectl(
         self, *args: str, stdin: bytes | None = None, within: float = 60
     ) -> tuple[int, str, str]:
