@@ -145,6 +145,37 @@ async def test_kubectl_exec_runs_in_the_pods_network_with_its_environment_and_di
     assert (code, out.splitlines()) == (0, ["/etc", "hello from the stand", "fruit"]), err
 
 
+async def test_an_exec_whose_client_leaves_is_ended_in_the_pod(cluster: Cluster) -> None:
+    fruit = await cluster.pod(NS, "fruit")
+    sandbox = next(
+        s for s in cluster.node.network._sandboxes.values() if s.ip == fruit["status"]["podIP"]
+    )
+    before = set(netns.pids_in(sandbox.path))
+    client = await asyncio.create_subprocess_exec(
+        *cluster.kubectl_argv(),
+        "exec",
+        "fruit",
+        "--",
+        "sleep",
+        "302",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+    async def started() -> set[int]:
+        return set(netns.pids_in(sandbox.path)) - before
+
+    exec_pids = await eventually(started, within=10)
+    client.kill()  # the client goes away without a goodbye
+    await client.wait()
+
+    async def ended() -> bool:
+        return not alive(list(exec_pids))
+
+    await eventually(ended, within=10)
+    assert set(alive(list(before))) == before  # the container itself runs on
+
+
 async def test_a_v4_client_gets_the_channels_and_the_exit_status_the_kubelet_sends(
     cluster: Cluster,
 ) -> None:
