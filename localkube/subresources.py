@@ -79,7 +79,8 @@ def _container(pod: Mapping[str, Any], requested: str, name: str) -> str:
     if not requested:
         if len(main) != 1:
             raise errors.bad_request(
-                f"a container name must be specified for pod {name}, choose one of: {every}"
+                f"a container name must be specified for pod {name}, "
+                f"choose one of: [{' '.join(every)}]"
             )
         return main[0]
     if requested not in every:

@@ -78,6 +78,19 @@ async def test_log_options_are_checked_as_kube_apiserver_checks_them(
     status, body, _ = await raw(localkube.url, "GET", f"{base}?sinceTime=yesterday")
     assert status == 400
     assert 'parsing time "yesterday"' in body["message"]
+    pair = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pair"},
+        "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]},
+    }
+    await core.create_namespaced_pod(kube_namespace, pair)  # type: ignore[arg-type]
+    pair_logs = f"/api/v1/namespaces/{kube_namespace}/pods/pair/log"
+    status, body, _ = await raw(localkube.url, "GET", pair_logs)
+    assert (status, body["message"]) == (
+        400,
+        "a container name must be specified for pod pair, choose one of: [a b]",
+    )
     status, body, _ = await raw(localkube.url, "GET", f"{base}?previous=true")
     assert (status, body["message"]) == (
         400,
