@@ -333,7 +333,9 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Pod",
         namespaced=True,
         short_names=("po",),
-        subresources=frozenset({"status", "log", "binding"}),
+        subresources=frozenset(
+            {"status", "log", "binding", "exec", "attach", "portforward", "proxy"}
+        ),
         categories=("all",),
         field_selectors=frozenset(
             {
@@ -363,7 +365,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         "Service",
         namespaced=True,
         short_names=("svc",),
-        subresources=_STATUS,
+        subresources=frozenset({"status", "proxy"}),
         categories=("all",),
         return_deleted_object=True,
         columns=(

@@ -29,6 +29,17 @@ __all__ = [
 ]
 
 
+# subresources a node answers: (name, kind, verbs) as kube-apiserver lists them ("" for proxy:
+# PodProxyOptions or ServiceProxyOptions)
+_NODE_SUBRESOURCES = (
+    ("attach", "PodAttachOptions", ("create", "get")),
+    ("exec", "PodExecOptions", ("create", "get")),
+    ("log", "Pod", ("get",)),
+    ("portforward", "PodPortForwardOptions", ("create", "get")),
+    ("proxy", "", ("create", "delete", "get", "patch", "update")),
+)
+
+
 def version_info(git_version: str) -> dict[str, Any]:
     major, minor = git_version.lstrip("v").split(".")[:2]
     return {
@@ -105,16 +116,17 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
                     "verbs": ["get", "patch", "update"],
                 }
             )
-        if "log" in rt.subresources:
-            resources.append(
-                {
-                    "name": f"{rt.plural}/log",
-                    "singularName": "",
-                    "namespaced": rt.namespaced,
-                    "kind": "Pod",
-                    "verbs": ["get"],
-                }
-            )
+        for sub, kind, verbs in _NODE_SUBRESOURCES:
+            if sub in rt.subresources:
+                resources.append(
+                    {
+                        "name": f"{rt.plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": rt.namespaced,
+                        "kind": kind or f"{rt.kind}ProxyOptions",
+                        "verbs": list(verbs),
+                    }
+                )
         if "finalize" in rt.subresources:
             resources.append(
                 {

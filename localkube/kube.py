@@ -20,6 +20,7 @@ import yaml
 from aiohttp import web
 
 from localkube.faults import Faults
+from localkube.kubelet import Kubelets
 from localkube.logsource import LogSource, MemoryLogs
 from localkube.server import KUBE, Kube, make_app
 from localkube.settings import Settings
@@ -64,7 +65,9 @@ class LocalKube:
     """An embedded Kubernetes API server, started by ``async with``.
 
     ``service_resolver`` maps a webhook's ``clientConfig.service`` to ``host:port``; when it
-    returns ``None`` (or is not given) the Service's Endpoints are used.
+    returns ``None`` (or is not given) the Service's Endpoints are used. ``kubelets`` is where
+    node agents register to serve ``exec``, ``attach`` and ``port-forward`` for their Pods
+    (``LocalNode(..., kubelets=kube.kubelets)``).
     """
 
     def __init__(
@@ -73,11 +76,15 @@ class LocalKube:
         *,
         logs: LogSource | None = None,
         service_resolver: ServiceResolver | None = None,
+        kubelets: Kubelets | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.logs = logs if logs is not None else MemoryLogs()
         self.service_resolver = service_resolver
-        self._app = make_app(self.settings, logs=self.logs, resolver=self._resolve)
+        self.kubelets = kubelets if kubelets is not None else Kubelets()
+        self._app = make_app(
+            self.settings, logs=self.logs, resolver=self._resolve, kubelets=self.kubelets
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
 

@@ -646,10 +646,13 @@ class Pipeline:
         if _without_manager_times(new) == _without_manager_times(old):
             # only managedFields timestamps moved: kube-apiserver skips such a write
             return Result(old, 200, warnings)
+        # The store's shouldDeleteDuringUpdate: a graceful deletion in progress (a Pod its node
+        # is still stopping) is finished by the node's DELETE, not by an update.
         finished = (
             bool(meta.get("deletionTimestamp"))
             and not meta.get("finalizers")
             and not _namespace_finalizers(rt, new)
+            and not int(old_meta.get("deletionGracePeriodSeconds") or 0)
         )
         if opts.dry_run:
             return Result(new, 200, warnings)

@@ -4,7 +4,10 @@ Owns URL parsing (``/api/v1/...``, ``/apis/{group}/{version}/...``, namespaced a
 paths, subresources), query parameters (parsed like Go's ``strconv.ParseBool``), content
 negotiation (JSON, Table), ``Warning`` headers, Status bodies for errors, list paging and
 selectors, watch streams (one JSON event per line, bookmarks, ``timeoutSeconds``, 410 as an
-ERROR event), Pod logs, discovery and OpenAPI routes, the body size limit and fault injection.
+ERROR event), discovery and OpenAPI routes, the body size limit and fault injection. The Pod
+subresources a node answers (``log``, ``exec``, ``attach``, ``portforward``) are handed to
+:mod:`localkube.subresources`, ``pods/proxy`` and ``services/proxy`` to
+:mod:`localkube.httpproxy`.
 Writes are delegated to :class:`localkube.pipeline.Pipeline`; objects live in
 :class:`localkube.storage.Store`. Build it with :func:`make_app`; :class:`localkube.kube.LocalKube`
 runs it.
@@ -24,13 +27,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
-from localkube import decoding, discovery, errors, protobuf, tables
+from localkube import decoding, discovery, errors, httpproxy, protobuf, subresources, tables
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
-from localkube.logsource import LogRequest, LogSource, MemoryLogs
+from localkube.kubelet import Kubelets
+from localkube.logsource import LogSource, MemoryLogs
 from localkube.persistence import SqlitePersistence
 from localkube.pipeline import Options, Pipeline
 from localkube.resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
@@ -70,6 +74,8 @@ class Kube:
     bookmark_interval: float
     address: str = ""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    kubelets: Kubelets = field(default_factory=Kubelets)
+    sessions: set[web.WebSocketResponse] = field(default_factory=set)  # exec, attach, forwards
 
 
 KUBE = web.AppKey("kube", Kube)
@@ -392,7 +398,7 @@ class Handler:
             rest[1] if len(rest) > 1 else "",
             rest[2] if len(rest) > 2 else "",
         )
-        if len(rest) > 3:
+        if len(rest) > 3 and sub != "proxy":
             raise _not_found_path()
         rt = self.kube.registry.lookup(group, version, plural)
         if rt is None:
@@ -403,7 +409,11 @@ class Handler:
         if all_namespaces and name:
             raise _not_found_path()
         if sub:
-            allowed = {"log", "binding"} & rt.subresources if rt.kind == "Pod" else set()
+            allowed = set()
+            if rt.kind == "Pod":
+                allowed = {"binding", "proxy", *subresources.STREAMING} & rt.subresources
+            if rt.kind == "Service":
+                allowed = {"proxy"} & rt.subresources
             if rt.has_status(version):
                 allowed.add("status")
             if "finalize" in rt.subresources:
@@ -452,10 +462,11 @@ class Handler:
         method = request.method
         pipeline = self.kube.pipeline
         rt, version = target.rt, target.version
-        if target.subresource == "log":
-            if method != "GET":
-                raise errors.method_not_allowed(rt.plural, rt.group, method)
-            return await self._logs(request, target)
+        if target.subresource == "proxy":
+            return await httpproxy.serve(self.kube, request, rt.kind, target.namespace, target.name)
+        if target.subresource in subresources.STREAMING:
+            pod = pipeline.get(rt, version, target.namespace, target.name)
+            return await subresources.serve(self.kube, request, pod, target.subresource)
         if target.subresource == "binding":
             if method != "POST":
                 raise errors.method_not_allowed(rt.plural, rt.group, method)
@@ -794,44 +805,6 @@ class Handler:
             store.stop_watch(watcher)
         return response
 
-    # logs --------------------------------------------------------------------------------------
-    async def _logs(self, request: web.Request, target: Target) -> web.StreamResponse:
-        pod = self.kube.pipeline.get(target.rt, target.version, target.namespace, target.name)
-        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        containers += [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
-        container = request.query.get("container", "")
-        if not container:
-            if len((pod.get("spec") or {}).get("containers") or []) != 1:
-                raise errors.bad_request(
-                    "a container name must be specified for pod "
-                    f"{target.name}, choose one of: {containers}"
-                )
-            container = str(containers[0])
-        if container not in containers:
-            raise errors.bad_request(f"container {container} is not valid for pod {target.name}")
-        query = request.query
-        log_request = LogRequest(
-            namespace=target.namespace,
-            pod=target.name,
-            container=container,
-            follow=_parse_bool(query.get("follow"), "follow"),
-            tail_lines=_parse_int(query["tailLines"], "tailLines")
-            if query.get("tailLines")
-            else None,
-            limit_bytes=(
-                _parse_int(query["limitBytes"], "limitBytes") if query.get("limitBytes") else None
-            ),
-            previous=_parse_bool(query.get("previous"), "previous"),
-        )
-        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError):
-            async for chunk in self.kube.logs.read(log_request):
-                await response.write(chunk)
-            await response.write_eof()
-        return response
-
 
 def _next_bookmark(now: float, interval: float, deadline: float) -> float | None:
     """When the next BOOKMARK is due: every ``interval``, but also about 2 s before the watch's
@@ -893,6 +866,7 @@ def make_app(
     *,
     logs: LogSource | None = None,
     resolver: ServiceResolver | None = None,
+    kubelets: Kubelets | None = None,
 ) -> web.Application:
     """Build the API server application (state in ``app[KUBE]``; start-up loads the store,
     creates the default namespaces and starts the controllers; clean-up stops them)."""
@@ -916,6 +890,7 @@ def make_app(
         faults=Faults(drop_watches_hook=store.drop_watches),
         logs=logs if logs is not None else MemoryLogs(),
         bookmark_interval=settings.bookmark_interval,
+        kubelets=kubelets if kubelets is not None else Kubelets(),
     )
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[KUBE] = kube
@@ -950,6 +925,10 @@ def make_app(
 
     async def end_watches(app: web.Application) -> None:
         store.drop_watches()
+        sessions = list(kube.sessions)
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY) for ws in sessions), return_exceptions=True
+        )
 
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(end_watches)

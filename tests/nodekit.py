@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -72,6 +73,26 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {err.decode()}")
         return out.decode() + (err.decode() if not check else "")
 
+    def kubectl_argv(self) -> list[str]:
+        """kubectl with this cluster's kubeconfig and discovery cache (append the command)."""
+        return [KUBECTL, f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache}"]
+
+    async def run_kubectl(
+        self, *args: str, stdin: bytes | None = None, within: float = 60
+    ) -> tuple[int, str, str]:
+        """Run kubectl to its end: (exit code, standard output, standard error)."""
+        process = await asyncio.create_subprocess_exec(
+            KUBECTL,
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache}",
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(stdin), within)
+        return int(process.returncode or 0), out.decode(), err.decode()
+
     async def create(self, path: str, body: dict[str, Any]) -> Any:
         return await self.api.request("POST", path, body=body)
 
@@ -93,6 +114,42 @@ class Cluster:
         return await eventually(check, within=within)
 
 
+class PortForward:
+    """A running ``kubectl port-forward TARGET :REMOTE``: the local port it printed."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    @classmethod
+    async def start(cls, cluster: Cluster, target: str, remote: int) -> PortForward:
+        process = await asyncio.create_subprocess_exec(
+            KUBECTL,
+            f"--kubeconfig={cluster.kubeconfig}",
+            f"--cache-dir={cluster.cache}",
+            "port-forward",
+            target,
+            f":{remote}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            line = (await process.stdout.readline()).decode()
+        match = re.match(rf"Forwarding from 127\.0\.0\.1:(\d+) -> {remote}$", line.strip())
+        assert match, line
+        return cls(process, int(match.group(1)))
+
+    async def stop(self) -> str:
+        """End kubectl (if it still runs); what it wrote on standard error."""
+        if self.process.returncode is None:
+            self.process.terminate()
+        assert self.process.stderr is not None
+        err = await self.process.stderr.read()
+        await self.process.wait()
+        return err.decode()
+
+
 @asynccontextmanager
 async def local_cluster(tmp: Path, **settings: Any) -> AsyncIterator[Cluster]:
     """A localkube API server with a local node attached, both stopped at exit."""
@@ -100,7 +157,9 @@ async def local_cluster(tmp: Path, **settings: Any) -> AsyncIterator[Cluster]:
     async with LocalKube(Settings(), logs=logs) as kube:
         kubeconfig = kube.write_kubeconfig(tmp / "kubeconfig")
         async with client.ApiClient(client.Configuration(host=kube.url)) as api_client:
-            node = LocalNode(api_client, logs=logs, settings=NodeSettings(**settings))
+            node = LocalNode(
+                api_client, logs=logs, settings=NodeSettings(**settings), kubelets=kube.kubelets
+            )
             async with node:
                 yield Cluster(kube, node, node.api, kubeconfig, tmp / "kubectl-cache")
 

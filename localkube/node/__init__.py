@@ -4,6 +4,8 @@
 - ``agent`` / ``pods``: the node agent (binds Pods to the node, runs them, reports status).
 - ``proxy`` / ``endpoints`` / ``dns``: cluster IPs, node ports, Endpoints, EndpointSlices, DNS.
 - ``logs``: container logs in files, the ``LogSource`` of ``kubectl logs``.
+- ``sessions`` / ``stdio``: ``exec``, ``attach`` and ``port-forward`` into the Pods (the
+  node's :class:`localkube.kubelet.Kubelet`), the processes' standard streams and terminals.
 - ``node``: all of it in one ``async with LocalNode(...)``.
 
 See ``docs/local-mode.md``. Needs root (network namespaces) and ``ip`` (iproute2).
@@ -15,6 +17,7 @@ from localkube.node.logs import FileLogs
 from localkube.node.network import NetworkUnavailable, PodNetwork, PodSandbox, check_capable
 from localkube.node.node import LocalNode
 from localkube.node.proxy import HostPort, ServiceProxy
+from localkube.node.sessions import NodeSessions
 
 __all__ = [
     "Api",
@@ -25,6 +28,7 @@ __all__ = [
     "LocalNode",
     "NetworkUnavailable",
     "NodeAgent",
+    "NodeSessions",
     "NodeSettings",
     "PodNetwork",
     "PodSandbox",

@@ -371,7 +371,15 @@ class NodeAgent:
         )
 
     def warn_once(self, pod: Obj, reason: str, message: str) -> None:
+        """A Warning Event, once per Pod and reason."""
+        self._once(pod, "Warning", reason, message)
+
+    def note_once(self, pod: Obj, reason: str, message: str) -> None:
+        """A Normal Event, once per Pod and reason."""
+        self._once(pod, "Normal", reason, message)
+
+    def _once(self, pod: Obj, kind: str, reason: str, message: str) -> None:
         uid = str((pod.get("metadata") or {}).get("uid", ""))
         if (uid, reason) not in self._warned:
             self._warned.add((uid, reason))
-            self.event(pod, "Warning", reason, message)
+            self.event(pod, kind, reason, message)

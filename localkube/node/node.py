@@ -18,12 +18,14 @@ from types import TracebackType
 
 from kubernetes_asyncio import client
 
+from localkube.kubelet import Kubelets
 from localkube.node.agent import NodeAgent, NodeSettings
 from localkube.node.dns import DnsServer
 from localkube.node.kubeapi import Api
 from localkube.node.logs import FileLogs
 from localkube.node.network import DEFAULT_ROOT, PodNetwork
 from localkube.node.proxy import HostPort, ServiceProxy
+from localkube.node.sessions import NodeSessions
 
 __all__ = ["LocalNode"]
 
@@ -32,6 +34,8 @@ class LocalNode:
     """Runs Pods bound to it and serves Services, against the API ``api`` talks to.
 
     ``logs`` must be the :class:`FileLogs` the API server reads (``LocalKube(logs=...)``).
+    With ``kubelets`` (``LocalKube.kubelets`` of an API server in this process) the node serves
+    ``exec``, ``attach`` and ``port-forward`` for its Pods while it runs.
     """
 
     def __init__(
@@ -43,12 +47,15 @@ class LocalNode:
         root: Path = DEFAULT_ROOT,
         pod_cidr: str = "10.244.0.0/16",
         service_cidr: str = "10.96.0.0/12",
+        kubelets: Kubelets | None = None,
     ) -> None:
         self.api = Api(api)
         self.logs = logs
         self.network = PodNetwork(root=root, pod_cidr=pod_cidr, service_cidr=service_cidr)
         self.proxy = ServiceProxy(self.api, self.network)
         self.agent = NodeAgent(self.api, self.network, logs, settings)
+        self.sessions = NodeSessions(self.agent)
+        self.kubelets = kubelets
         self._dns: DnsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -65,11 +72,15 @@ class LocalNode:
             ]
             async with asyncio.timeout(30):
                 await self.proxy.synced()
+            if self.kubelets is not None:
+                self.kubelets.register(self.agent.name, self.sessions)
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
+        if self.kubelets is not None:
+            self.kubelets.unregister(self.agent.name, self.sessions)
         for task in reversed(self._tasks):  # the agent first: its Pods stop before the proxy
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

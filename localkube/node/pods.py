@@ -27,6 +27,7 @@ from localkube.node.kubeapi import ApiFailure, Obj
 from localkube.node.network import PodSandbox, kill_all, wait_empty
 from localkube.node.podstatus import ContainerView, pod_status
 from localkube.node.runtime import ProbeOutcome, exit_code, run_probe, signal_group
+from localkube.node.stdio import ProcessIO
 
 if TYPE_CHECKING:
     from localkube.node.agent import NodeAgent
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["PodWorker"]
 
 log = logging.getLogger(__name__)
+
+OUTPUT_DRAIN_SECONDS = 2.0  # how long a run's output may stay open after its process ended
 
 
 def now() -> str:
@@ -52,6 +55,11 @@ class _Run:
     user: tuple[int, int] | None = None
     unhealthy: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    io: ProcessIO | None = None  # the current (or last) run's streams
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
 
 
 class PodWorker:
@@ -110,6 +118,21 @@ class PodWorker:
             )
         self.stopping.set()
 
+    # what sessions use ---------------------------------------------------------------------------
+    def container(self, name: str) -> _Run | None:
+        """The run of the container (or init container) called ``name``."""
+        return next((r for r in (*self.runs, *self.init_runs) if r.view.name == name), None)
+
+    def hang_up(self, run: _Run, io: ProcessIO) -> None:
+        """The first session of a ``stdinOnce`` container ended: the input of that run (``io``)
+        ends, and a terminal is hung up, as closing it would (a later run is left alone)."""
+        if io.hung_up:
+            return
+        io.hung_up = True
+        io.close_stdin()
+        if io.tty and run.io is io and run.running and run.process is not None:
+            signal_group(run.process.pid, signal.SIGHUP)
+
     # helpers ----------------------------------------------------------------------------------
     @property
     def spec(self) -> Obj:
@@ -165,6 +188,8 @@ class PodWorker:
             node_cpus=float(os.cpu_count() or 1),
             node_memory=float(self.agent.memory_bytes),
         )
+        if run.spec.get("tty"):
+            run.env.setdefault("TERM", "xterm")
         run.cpus = podspec.container_cpus(run.spec)
         run.user = self._user(run.spec)
 
@@ -234,6 +259,9 @@ class PodWorker:
             try:
                 await self._prepare(run)
                 command = podspec.command_line(run.spec, run.env)
+                note = podspec.default_command_note(run.spec)
+                if note:
+                    self.agent.note_once(self.pod, "DefaultCommand", note)
             except podspec.ConfigError as e:
                 view.state, view.reason, view.message = (
                     "waiting",
@@ -243,22 +271,31 @@ class PodWorker:
                 self._touch()
                 await self._pause(self.agent.settings.restart_backoff)
                 continue
-            argv = self.agent.launcher.argv(
-                self.sandbox.netns, command, cpus=run.cpus, user=run.user
-            )
-            fd = self.agent.logs.open_run(
+            tty = bool(run.spec.get("tty"))
+            log_file = self.agent.logs.open_run(
                 self.namespace, self.name, self.log_key, view.name, view.restart_count
             )
+            io: ProcessIO | None = None
             try:
+                argv = self.agent.launcher.argv(
+                    self.sandbox.netns, command, cpus=run.cpus, user=run.user, tty=tty
+                )
+                io = ProcessIO(tty=tty, stdin=bool(run.spec.get("stdin")), log=log_file)
                 cwd = str(run.spec.get("workingDir") or self.sandbox.directory)
-                run.process = await self.agent.launcher.start(argv, env=run.env, cwd=cwd, log_fd=fd)
-            except OSError as e:
+                run.process = await self.agent.launcher.start(
+                    argv, env=run.env, cwd=cwd, stdio=io.child, new_session=not tty
+                )
+            except (OSError, RuntimeError) as e:
+                if io is not None:
+                    io.close()
+                log_file.close()
                 view.state, view.reason, view.message = "waiting", "RunContainerError", str(e)
                 self._touch()
                 await self._pause(self.agent.settings.restart_backoff)
                 continue
-            finally:
-                os.close(fd)
+            io.spawned()
+            io.start()
+            run.io = io
             began = time.monotonic()
             view.state, view.reason, view.message = "running", "", ""
             view.pid, view.started_at = run.process.pid, now()
@@ -281,7 +318,7 @@ class PodWorker:
                     grace = float(self.spec.get("terminationGracePeriodSeconds") or 30)
                     await self._kill(run, grace)
                 if not waiter.done() and self.stopping.is_set():
-                    await self._kill(run, max(0.0, self.deadline - time.monotonic()))
+                    await self._kill(run)
             finally:
                 for task in (*probes, killer, stopper):
                     task.cancel()
@@ -291,6 +328,7 @@ class PodWorker:
                 kill_all(self.sandbox.path)  # the container's other processes end with it
             else:
                 signal_group(run.process.pid, signal.SIGKILL)
+            await io.finish(OUTPUT_DRAIN_SECONDS)
             code = exit_code(returncode)
             view.state, view.exit_code, view.finished_at = "terminated", code, now()
             view.reason = "Completed" if code == 0 else "Error"
@@ -403,16 +441,22 @@ class PodWorker:
                 return
             await asyncio.sleep(probe.period)
 
-    async def _kill(self, run: _Run, grace: float) -> None:
-        """SIGTERM the container's process group, SIGKILL after ``grace`` seconds."""
+    async def _kill(self, run: _Run, grace: float | None = None) -> None:
+        """SIGTERM the container's process group, SIGKILL after ``grace`` seconds (``None``: at
+        the Pod's deadline, which a later, shorter grace period may bring forward)."""
         process = run.process
         if process is None or process.returncode is not None:
             return
         signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await process.wait()
-                return
+        fixed = None if grace is None else time.monotonic() + grace
+        while True:
+            remaining = (self.deadline if fixed is None else fixed) - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, 0.25)):
+                    await process.wait()
+                    return
         signal_group(process.pid, signal.SIGKILL)
 
     async def _terminate(self) -> None:
@@ -420,9 +464,7 @@ class PodWorker:
         live = [
             r for r in (*self.init_runs, *self.runs) if r.process and r.process.returncode is None
         ]
-        await asyncio.gather(
-            *(self._kill(r, max(0.0, self.deadline - time.monotonic())) for r in live)
-        )
+        await asyncio.gather(*(self._kill(r) for r in live))
         if self.sandbox is not None:
             # Processes that left the containers' sessions (Ray's workers) get the same grace.
             kill_all(self.sandbox.path, signal.SIGTERM)
@@ -431,6 +473,8 @@ class PodWorker:
         for run in (*self.init_runs, *self.runs):
             if run.process is not None and run.process.returncode is None:
                 await run.process.wait()
+            if run.io is not None:
+                await run.io.finish(0.5)
             if run.view.state == "running":
                 run.view.state, run.view.reason, run.view.finished_at = "terminated", "Error", now()
             run.view.ready = False

@@ -3,7 +3,8 @@
 Owns the kubelet's readings of a Pod that need no I/O: the container environment (``env``,
 ``envFrom``, ``valueFrom`` field, resource, ConfigMap and Secret references, ``$(VAR)``
 expansion as ``k8s.io/kubernetes/third_party/forked/golang/expansion`` does), the command line
-(``command`` and ``args`` expanded; an image's entrypoint does not exist here), probes with their
+(``command`` and ``args`` expanded; an image's entrypoint does not exist here, so a container
+without a command runs as a busybox-style image would), probes with their
 defaults, named ports, and the CPUs a container is shown.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "command_line",
     "container_cpus",
     "container_env",
+    "default_command_note",
     "env_names",
     "expand",
     "probe_of",
@@ -171,15 +173,40 @@ def container_env(
     return env
 
 
+DEFAULT_SHELL = "/bin/sh"
+
+
 def command_line(container: Obj, env: Mapping[str, str]) -> list[str]:
-    """``command`` + ``args`` with ``$(VAR)`` expanded; :class:`ConfigError` when empty."""
+    """``command`` + ``args`` with ``$(VAR)`` expanded.
+
+    No image is pulled, so an image's entrypoint and default command do not exist here; a
+    container without ``command`` is read as a busybox-style image would run it (no entrypoint,
+    ``sh`` as the default command): its ``args`` are the command line, or :data:`DEFAULT_SHELL`
+    when it has none either.
+    """
     argv = [expand(str(a), env) for a in container.get("command") or []]
     argv += [expand(str(a), env) for a in container.get("args") or []]
-    if not argv:
-        raise ConfigError(
-            "no command: images are not pulled in local mode, so the container must set command"
+    return argv or [DEFAULT_SHELL]
+
+
+def default_command_note(container: Obj) -> str:
+    """What the node tells (in an Event) about a container it runs without a ``command``;
+    empty when the container sets one."""
+    if container.get("command"):
+        return ""
+    image = str(container.get("image", ""))
+    name = str(container.get("name", ""))
+    if container.get("args"):
+        return (
+            f"container {name} has no command and image {image} is not pulled in local mode: "
+            "its args run as the command line (as in a busybox-style image, which has no "
+            "entrypoint), with the node's tools on PATH"
         )
-    return argv
+    return (
+        f"container {name} has no command and image {image} is not pulled in local mode: it "
+        f"runs {DEFAULT_SHELL} (a busybox-style image's default command), with the node's "
+        "tools on PATH"
+    )
 
 
 def container_cpus(container: Obj) -> int | None:

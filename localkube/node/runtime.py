@@ -3,8 +3,10 @@
 Owns how a container's process starts: ``ip netns exec <pod netns>`` (the Pod's network, its
 ``/etc/hosts`` and ``/etc/resolv.conf``, a fresh ``/sys``), then a small shell step that shows
 the container's CPUs as a cgroup ``cpu.max`` (what Ray reads to count CPUs in a container) and
-switches user when asked, then ``exec`` of the command; each container in a session of its own,
-standard output and error appended to its log file. Also the three probe kinds: ``exec`` (the
+switches user when asked, then ``exec`` of the command; each container in a session of its own
+(with the terminal as its controlling terminal when it has one: ``setsid --ctty``), its standard
+streams the ones :class:`localkube.node.stdio.ProcessIO` made. Also the three probe kinds:
+``exec`` (the
 same way in, exit code 0), ``httpGet`` (2xx/3xx) and ``tcpSocket`` (connects), the last two
 over sockets made in the cluster namespace.
 """
@@ -42,13 +44,14 @@ class Launcher:
     ip: str
     sh: str
     setpriv: str | None
+    setsid: str | None = None
 
     @classmethod
     def find(cls) -> Launcher:
         ip, sh = shutil.which("ip"), shutil.which("sh")
         if ip is None or sh is None:
             raise RuntimeError("the node needs 'ip' (iproute2) and 'sh' on PATH")
-        return cls(ip=ip, sh=sh, setpriv=shutil.which("setpriv"))
+        return cls(ip=ip, sh=sh, setpriv=shutil.which("setpriv"), setsid=shutil.which("setsid"))
 
     def argv(
         self,
@@ -57,15 +60,24 @@ class Launcher:
         *,
         cpus: int | None,
         user: tuple[int, int] | None,
+        tty: bool = False,
     ) -> list[str]:
-        """``command`` wrapped to run in ``netns`` showing ``cpus`` CPUs, as ``user`` (uid, gid)."""
+        """``command`` wrapped to run in ``netns`` showing ``cpus`` CPUs, as ``user`` (uid, gid);
+        with ``tty`` in a new session whose controlling terminal is its standard input (start it
+        with ``new_session=False``)."""
         switch: list[str] = []
+        session: list[str] = []
+        if tty:
+            if self.setsid is None:
+                raise RuntimeError("a container with a terminal needs 'setsid' (util-linux)")
+            session = [self.setsid, "--ctty"]
         if user is not None:
             if self.setpriv is None:
                 raise RuntimeError("running a Pod as another user needs 'setpriv' (util-linux)")
             uid, gid = user
             switch = [self.setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
         return [
+            *session,
             self.ip,
             "netns",
             "exec",
@@ -85,17 +97,20 @@ class Launcher:
         *,
         env: Mapping[str, str],
         cwd: str,
-        log_fd: int,
+        stdio: tuple[int, int, int],
+        new_session: bool = True,
     ) -> asyncio.subprocess.Process:
-        """Start a container's main process (own session; output appended to ``log_fd``)."""
+        """Start a process with ``stdio`` as its standard input, output and error, in a session
+        of its own (``new_session``; a terminal's ``setsid --ctty`` makes its own instead)."""
+        stdin, stdout, stderr = stdio
         return await asyncio.create_subprocess_exec(
             *argv,
             env=dict(env),
             cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            start_new_session=True,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=new_session,
         )
 
 

@@ -1,7 +1,9 @@
 """The local node runs real Ray: KubeRay-shaped Pods become Ready through their probes, the
-sample's Serve apps answer through a Service's cluster IP and a host port, two heads with the
-standard ports run side by side, the serve Service switches between them without a failed
-request, and deleting the Pods leaves no process or namespace behind.
+sample's Serve apps answer through a Service's cluster IP and a host port, the seed's
+interactive steps work through kubectl (exec ``ray status``, port-forward to the dashboard, a
+curl Pod asking the serve Service), two heads with the standard ports run side by side, the
+serve Service switches between them without a failed request, and deleting the Pods leaves no
+process or namespace behind.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import yaml
 from localkube.node import netns
 from localkube.node.apps import build_sample_apps
 from tests.e2e.node.raypods import head_pod, head_service, serve_service, worker_pod
-from tests.nodekit import Cluster, alive, eventually, local_cluster, needs_root, netns_names
+from tests.nodekit import (
+    Cluster,
+    PortForward,
+    alive,
+    eventually,
+    local_cluster,
+    needs_root,
+    netns_names,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -125,6 +135,52 @@ async def test_workers_join_the_head_through_its_headless_service_name(ray: Clus
     assert "Ray runtime started" in logs
     state = await ray.kubectl("get", "pods", "-o", "wide")
     assert state.count("Running") == 2
+
+
+async def test_the_seeds_interactive_steps_reach_the_ray_pods_through_kubectl(
+    ray: Cluster,
+) -> None:
+    """Steps 5.2 and 6.1-6.3 of the seed walkthrough, on hand-made Ray Pods and Services."""
+    code, out, err = await ray.run_kubectl("exec", "blue-head", "--", "ray", "status")
+    assert code == 0, err
+    assert "Node status" in out
+    active = out.split("Active:")[1].split("Pending:")[0]
+    assert active.count("node_") == 2, out  # the head and the worker
+    forward = await PortForward.start(ray, "svc/blue-head-svc", 8265)
+    try:
+        async with (
+            aiohttp.ClientSession() as host,
+            host.get(f"http://127.0.0.1:{forward.port}/api/version") as response,
+        ):
+            assert response.status == 200
+            assert "ray_version" in await response.json()
+    finally:
+        await forward.stop()
+    await ray.create(
+        f"/api/v1/namespaces/{NS}/services", serve_service("rayservice-sample-serve-svc", "blue")
+    )
+    code, out, err = await ray.run_kubectl(
+        "run",
+        "curl",
+        "--image=radial/busyboxplus:curl",
+        "--rm",
+        "-i",
+        "--restart=Never",
+        "--",
+        "curl",
+        "-s",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "rayservice-sample-serve-svc:8000/fruit/",
+        "-d",
+        '["MANGO", 2]',
+        within=120,
+    )
+    assert code == 0, err
+    assert out.startswith("6"), out
+    assert out.removeprefix("6").strip() == 'pod "curl" deleted'
 
 
 async def test_a_second_head_with_the_standard_ports_serves_and_the_service_switches_to_it(

@@ -327,3 +327,38 @@ async def test_nothing_new_may_be_created_in_a_terminating_namespace(
     )
 
     await eventually(lambda: answers_404(lambda: core.read_namespace("closing")))
+
+
+async def test_a_pod_bound_to_a_node_stays_terminating_through_status_writes_until_deleted_with_0(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    pods = f"/api/v1/namespaces/{kube_namespace}/pods"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "graceful"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    status, created, _ = await raw(localkube.url, "POST", pods, body=body)
+    assert status == 201
+    status, deleting, _ = await raw(localkube.url, "DELETE", f"{pods}/graceful")
+    assert (status, deleting["metadata"]["deletionGracePeriodSeconds"]) == (200, 30)
+    # the node reports the containers stopping: the Pod stays (kube-apiserver's store deletes
+    # during an update only when no grace period is left)
+    patch = {"status": {"phase": "Running", "containerStatuses": []}}
+    status, patched, _ = await raw(
+        localkube.url,
+        "PATCH",
+        f"{pods}/graceful/status",
+        body=patch,
+        content_type="application/merge-patch+json",
+    )
+    assert status == 200
+    assert patched["metadata"]["deletionTimestamp"]
+    status, _, _ = await raw(localkube.url, "GET", f"{pods}/graceful")
+    assert status == 200
+    final = {"gracePeriodSeconds": 0, "preconditions": {"uid": created["metadata"]["uid"]}}
+    status, _, _ = await raw(localkube.url, "DELETE", f"{pods}/graceful", body=final)
+    assert status == 200
+    status, _, _ = await raw(localkube.url, "GET", f"{pods}/graceful")
+    assert status == 404
