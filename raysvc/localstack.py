@@ -142,7 +142,9 @@ class LocalStack:
         self.api = api
         await self._install()
         await self._stack.enter_async_context(self._webhook())
-        self.node = await self._stack.enter_async_context(LocalNode(api, logs=self.logs))
+        self.node = await self._stack.enter_async_context(
+            LocalNode(api, logs=self.logs, kubelets=self.kube.kubelets)
+        )
         await self._stack.enter_async_context(self._reconciler())
 
     def _tls_settings(self) -> Settings:
