@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 import yaml
 
@@ -184,6 +185,101 @@ def test_the_applications_answer_through_the_serve_service(up: Up) -> None:
         ).read()
     )
     assert version["ray_version"]
+
+
+def test_port_forward_to_the_head_service_reaches_the_dashboard(up: Up) -> None:
+    """Walkthrough step 5.2 (on another local port: raysvc up already serves 8265)."""
+    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "port-forward"]
+    command += ["svc/rayservice-sample-head-svc", "--address", "0.0.0.0", ":8265"]
+    forward = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HOME": str(up.state)},
+    )
+    try:
+        assert forward.stdout is not None
+        line = forward.stdout.readline()
+        found = re.search(r"Forwarding from 0\.0\.0\.0:(\d+) -> 8265", line)
+        assert found, line
+        url = f"http://127.0.0.1:{found.group(1)}/api/version"
+        with urllib.request.urlopen(url, timeout=20) as response:
+            assert json.loads(response.read())["ray_version"]
+    finally:
+        forward.terminate()
+        forward.wait(10)
+        assert forward.stdout is not None
+        forward.stdout.close()
+
+
+def test_a_curl_pod_reaches_the_serve_service_by_name(up: Up) -> None:
+    """Walkthrough steps 6.1-6.3, one shot each: kubectl run of a curl Pod, deleted after."""
+    for path, body, answer in (
+        ("fruit", '["MANGO", 2]', "6"),
+        ("calc", '["MUL", 3]', "15 pizzas please!"),
+    ):
+        out = up.kubectl(
+            *("run", "curl", "--image=radial/busyboxplus:curl", "--rm", "-i", "--restart=Never"),
+            *("--", "curl", "-s", "-X", "POST", "-H", "Content-Type: application/json"),
+            *(f"rayservice-sample-serve-svc:8000/{path}/", "-d", body),
+        )
+        assert out.startswith(answer), out
+        assert 'pod "curl" deleted' in out
+
+
+def test_an_interactive_curl_session_gets_a_prompt_and_exits_cleanly(up: Up) -> None:
+    """Walkthrough step 6.1 literally: kubectl run -i --tty, curl at the prompt, exit."""
+    session = pexpect.spawn(
+        KUBECTL,
+        [
+            *("--kubeconfig", str(up.kubeconfig), "run", "curl"),
+            *("--image=radial/busyboxplus:curl", "-i", "--tty"),
+        ],
+        env={**os.environ, "HOME": str(up.state)},
+        dimensions=(30, 120),
+        encoding="utf-8",
+        timeout=60,
+    )
+    try:
+        session.expect(r"[#$] $")
+        session.sendline(
+            "curl -X POST -H 'Content-Type: application/json' "
+            "rayservice-sample-serve-svc:8000/fruit/ -d '[\"MANGO\", 2]'"
+        )
+        session.expect("6")
+        session.expect(r"[#$] $")
+        session.sendline("exit")
+        session.expect(pexpect.EOF)
+    finally:
+        session.close()
+    assert session.exitstatus == 0
+    up.kubectl("delete", "pod", "curl", "--grace-period=1")
+
+
+def test_exec_and_logs_reach_the_head_pod(up: Up) -> None:
+    (head,) = up.kubectl("get", "pods", "-l", "ray.io/node-type=head", "-o", "name").split()
+    status = up.kubectl("exec", head, "--", "ray", "status")
+    assert "Active:" in status
+    assert "headgroup" in status
+    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "logs", "-f", head, "--tail=3"]
+    follow = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "HOME": str(up.state)},
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline()
+        time.sleep(2)
+        assert follow.poll() is None  # still following
+    finally:
+        follow.terminate()
+        follow.wait(10)
+        assert follow.stdout is not None
+        follow.stdout.close()
 
 
 def test_a_price_change_is_applied_in_place(up: Up) -> None:
