@@ -91,6 +91,10 @@ async def test_a_request_without_the_token_gets_401_as_kube_apiserver_answers(
         assert status == 200
         assert isinstance(body, dict)
         assert body["kind"] == "NamespaceList"
+        # the streaming subresources (a process on this machine) are closed the same way
+        for sub in ("exec?command=sh&stdin=true", "attach?stdin=true", "portforward?ports=80"):
+            status, _ = await _run(_get, f"{kube.url}/api/v1/namespaces/default/pods/p/{sub}", ca)
+            assert status == 401
         # public health and version need no credentials, as with kube-apiserver's defaults
         assert (await _run(_get, f"{kube.url}/healthz", ca))[0] == 200
         assert (await _run(_get, f"{kube.url}/version", ca))[0] == 200
