@@ -17,18 +17,14 @@ from typing import Any, Final
 
 from reconciler.actions import RecordEvent, Ref
 from reconciler.kube import ApiError, KubeClient
+from reconciler.times import rfc3339
 
-__all__ = ["EventRecorder", "rfc3339"]
+__all__ = ["EventRecorder"]
 
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE: Final = 1024
 _MAX_REMEMBERED: Final = 4096
-
-
-def rfc3339(when: dt.datetime) -> str:
-    """Kubernetes' time format (seconds, UTC, ``Z``)."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class EventRecorder:

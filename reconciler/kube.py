@@ -285,6 +285,15 @@ class KubeClient:
             raise
         return True
 
+    def _collection(
+        self, rk: ResourceKind, namespace: str
+    ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """The list function of one namespace ("" for all) and its leading arguments."""
+        fn = self._fn(rk, "list", namespaced=bool(namespace))
+        if rk.custom:
+            return fn, ((namespace, rk.plural) if namespace else (rk.plural,))
+        return fn, ((namespace,) if namespace else ())
+
     async def list(
         self, rk: ResourceKind, *, namespace: str = "", label_selector: str = ""
     ) -> tuple[list[dict[str, Any]], str]:
@@ -292,11 +301,7 @@ class KubeClient:
         kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": self.timeout}
         if label_selector:
             kwargs["label_selector"] = label_selector
-        fn = self._fn(rk, "list", namespaced=bool(namespace))
-        if rk.custom:
-            args: tuple[Any, ...] = (namespace, rk.plural) if namespace else (rk.plural,)
-        else:
-            args = (namespace,) if namespace else ()
+        fn, args = self._collection(rk, namespace)
         result = await self._call(fn(*args, **kwargs))
         items = result.get("items") or []
         for item in items:  # lists omit these on items
@@ -331,11 +336,7 @@ class KubeClient:
         }
         if label_selector:
             kwargs["label_selector"] = label_selector
-        fn = self._fn(rk, "list", namespaced=bool(namespace))
-        if rk.custom:
-            args: tuple[Any, ...] = (namespace, rk.plural) if namespace else (rk.plural,)
-        else:
-            args = (namespace,) if namespace else ()
+        fn, args = self._collection(rk, namespace)
         response: aiohttp.ClientResponse = await fn(*args, **kwargs)
         try:
             if response.status != 200:

@@ -21,27 +21,13 @@ from typing import Any, Final
 
 from reconciler.actions import Ref
 from reconciler.kube import ApiError, KubeClient
+from reconciler.times import micro_time, parse_time
 
-__all__ = ["LeaderElector", "LeaseDecision", "decide", "micro_time"]
+__all__ = ["LeaderElector", "LeaseDecision", "decide"]
 
 log = logging.getLogger(__name__)
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def micro_time(when: dt.datetime) -> str:
-    """Kubernetes' MicroTime format."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse(value: object) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +55,7 @@ def decide(
         return LeaseDecision("create", spec, leading=True)
     spec = dict(lease.get("spec") or {})
     holder = spec.get("holderIdentity") or ""
-    renewed = _parse(spec.get("renewTime")) or _EPOCH
+    renewed = parse_time(spec.get("renewTime")) or _EPOCH
     held_for = spec.get("leaseDurationSeconds")
     held_for = held_for if isinstance(held_for, int) else duration
     if holder == identity:

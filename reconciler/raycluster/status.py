@@ -20,14 +20,15 @@ controller writes nothing. Where raysvc departs from KubeRay:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from reconciler.raycluster import names, replicas
 from reconciler.raycluster.quantity import ZERO, Quantity, parse
 from reconciler.raycluster.raystart import is_gpu_resource
+from reconciler.times import rfc3339
 
-__all__ = ["HEAD_POD_READY", "PROVISIONED", "compute_status", "format_time"]
+__all__ = ["HEAD_POD_READY", "PROVISIONED", "compute_status"]
 
 HEAD_POD_READY: Final = "HeadPodReady"
 PROVISIONED: Final = "RayClusterProvisioned"
@@ -35,11 +36,6 @@ PROVISIONED: Final = "RayClusterProvisioned"
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def format_time(now: datetime) -> str:
-    """A ``metav1.Time``: RFC 3339 in UTC, whole seconds."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pod_resources(template: object) -> dict[str, Quantity]:
@@ -161,7 +157,7 @@ def compute_status(
     spec = _mapping(cluster.get("spec"))
     meta = _mapping(cluster.get("metadata"))
     previous = _mapping(cluster.get("status"))
-    stamp = format_time(now)
+    stamp = rfc3339(now)
     groups = [_mapping(g) for g in spec.get("workerGroupSpecs") or ()]
     suspended = spec.get("suspend") is True
 

@@ -14,19 +14,9 @@ from typing import Any
 
 from reconciler.dashboard import ServeStatus
 from reconciler.rayservice import names
+from reconciler.times import parse_time
 
 __all__ = ["ClusterView", "Goal", "Head", "Observed", "PlanSettings", "parse_time"]
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    """An RFC 3339 time as the API writes it, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,9 @@ from reconciler.actions import (
 )
 from reconciler.rayservice import build, names, upkeep
 from reconciler.rayservice.observed import ClusterView, Observed, PlanSettings
-from reconciler.rayservice.status import cluster_status, desired_status, rfc3339
+from reconciler.rayservice.status import cluster_status, desired_status
 from reconciler.rayservice.status import unhealthy_since as _unhealthy_since
+from reconciler.times import rfc3339
 
 __all__ = ["SubmitServeConfig", "plan"]
 

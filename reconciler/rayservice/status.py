@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from reconciler.dashboard import ServeStatus
-from reconciler.rayservice.observed import ClusterView, Observed, parse_time
+from reconciler.rayservice.observed import ClusterView, Observed
+from reconciler.times import parse_time, rfc3339
 
 __all__ = [
     "Condition",
@@ -32,10 +33,6 @@ __all__ = [
 ]
 
 UNHEALTHY_APP: Final = frozenset({"DEPLOY_FAILED", "UNHEALTHY"})
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

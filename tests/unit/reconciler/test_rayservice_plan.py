@@ -16,7 +16,7 @@ from reconciler.rayservice import names
 from reconciler.rayservice.goal import goal_of
 from reconciler.rayservice.observed import ClusterView, Head, Observed, PlanSettings
 from reconciler.rayservice.plan import SubmitServeConfig, plan
-from reconciler.rayservice.status import rfc3339
+from reconciler.times import rfc3339
 from tests.builders import put, sample
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
