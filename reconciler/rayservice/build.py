@@ -18,6 +18,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.raycluster.services import build_head_service
 from reconciler.rayservice import names
 
 __all__ = [
@@ -70,40 +71,20 @@ def cluster_manifest(
 
 
 def head_service(rayservice: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[str, Any]:
-    """``<rs>-head-svc`` selecting ``cluster``'s head Pod."""
+    """``<rs>-head-svc`` selecting ``cluster``'s head Pod: the cluster's own head Service
+    (``reconciler.raycluster``), renamed, relabelled and owned by the RayService, as KubeRay
+    builds it."""
     rs_name = str(rayservice["metadata"]["name"])
-    cluster_name = str(cluster["metadata"]["name"])
-    spec = cluster.get("spec") or {}
-    head_group = spec.get("headGroupSpec") or {}
-    service_type = str(head_group.get("serviceType") or "ClusterIP")
-    service_spec: dict[str, Any] = {
-        "type": service_type,
-        "selector": {
-            names.CLUSTER_LABEL: cluster_name,
-            names.NODE_TYPE: "head",
-            "ray.io/identifier": f"{cluster_name}-head",
-            "app.kubernetes.io/name": "kuberay",
-            "app.kubernetes.io/created-by": "kuberay-operator",
-        },
-        "ports": names.head_ports(spec),
+    service = build_head_service(cluster)
+    meta = service["metadata"]
+    meta["name"] = names.head_service_name(rs_name)
+    meta["labels"] = {
+        **_origin_labels(rayservice),
+        names.NODE_TYPE: "head",
+        "ray.io/identifier": f"{rs_name}-head",
     }
-    if service_type == "ClusterIP":
-        service_spec["clusterIP"] = "None"
-        service_spec["publishNotReadyAddresses"] = True
-    metadata: dict[str, Any] = {
-        "name": names.head_service_name(rs_name),
-        "namespace": rayservice["metadata"]["namespace"],
-        "labels": {
-            **_origin_labels(rayservice),
-            names.NODE_TYPE: "head",
-            "ray.io/identifier": f"{rs_name}-head",
-        },
-        "ownerReferences": [owner_reference(rayservice)],
-    }
-    annotations = spec.get("headServiceAnnotations")
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": service_spec}
+    meta["ownerReferences"] = [owner_reference(rayservice)]
+    return service
 
 
 def serve_service(rayservice: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,7 +102,7 @@ def serve_service(rayservice: Mapping[str, Any], cluster: Mapping[str, Any]) -> 
         names.SERVE_LABEL: "true",
     }
     if not template_spec.get("ports"):
-        template_spec["ports"] = names.serve_ports(cluster_spec) or [
+        template_spec["ports"] = names.serve_ports(cluster) or [
             {"name": "serve", "port": 8000, "targetPort": 8000, "protocol": "TCP"}
         ]
     metadata: dict[str, Any] = {

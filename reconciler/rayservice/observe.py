@@ -58,11 +58,10 @@ async def _look(
     if view.delete_after is not None or view.deleting or not view.head_ready:
         return view
     assert head is not None
-    spec = cluster.get("spec") or {}
-    base = f"http://{head.ip}:{names.dashboard_port(spec)}"
+    base = f"http://{head.ip}:{names.dashboard_port(cluster)}"
     serve_status, proxy = await asyncio.gather(
         dashboard.applications(base),
-        dashboard.proxy_healthy(head.ip, names.serve_port(spec)),
+        dashboard.proxy_healthy(head.ip, names.serve_port(cluster)),
         return_exceptions=True,
     )
     if isinstance(proxy, BaseException):

@@ -357,7 +357,7 @@ class _Planner:
             )
             return
         assert target.head is not None
-        port = names.dashboard_port(target.spec)
+        port = names.dashboard_port(target.obj)
         self.actions.append(
             SubmitServeConfig(
                 rayservice=self.rs_ref,
