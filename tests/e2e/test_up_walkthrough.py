@@ -47,6 +47,8 @@ class Up:
     process: subprocess.Popen[str]
     state: Path
     lines: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    """When the process started: raysvc up's elapsed times count from about here."""
     serve_port: int = 0
     dashboard_port: int = 0
     cluster_netns: str = ""
@@ -87,13 +89,13 @@ class Up:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def post(self, path: str, body: Any) -> str:
+    def post(self, path: str, body: Any, timeout: float = 10) -> str:
         request = urllib.request.Request(
             f"http://localhost:{self.serve_port}{path}",
             data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return str(response.read().decode())
 
 
@@ -337,12 +339,18 @@ def test_replicas_change_nothing_in_the_running_cluster(up: Up) -> None:
 
 
 class Client:
-    """Sends ``["MANGO", 2]`` at about 25 requests/s and counts the answers (bounded in time)."""
+    """Sends ``["MANGO", 2]`` at about 25 requests/s and counts the answers (bounded in time).
+
+    A request fails when it gets an error or no answer within 30 s; how long the answers took
+    is kept too (two Ray clusters starting on two cores can make an answer slow, not wrong)."""
 
     def __init__(self, up: Up, seconds: float) -> None:
         self.up = up
         self.answers: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        self.failed_at: list[str] = []
+        self.seconds_taken: list[float] = []
+        """Each failure, at raysvc up's elapsed time (to read beside its progress lines)."""
         self.stop = threading.Event()
         self.seconds = seconds
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -352,11 +360,13 @@ class Client:
         while not self.stop.is_set() and time.monotonic() < end:
             start = time.monotonic()
             try:
-                answer = self.up.post("/fruit/", ["MANGO", 2])
+                answer = self.up.post("/fruit/", ["MANGO", 2], timeout=30)
                 self.answers[answer] = self.answers.get(answer, 0) + 1
+                self.seconds_taken.append(time.monotonic() - start)
             except (OSError, urllib.error.URLError) as e:
                 key = type(e).__name__
                 self.failures[key] = self.failures.get(key, 0) + 1
+                self.failed_at.append(f"{start - self.up.started:.1f}s sent, {key}: {e}")
             time.sleep(max(0.0, 0.04 - (time.monotonic() - start)))
 
 
@@ -381,9 +391,13 @@ def test_a_cluster_upgrade_switches_traffic_without_a_failed_request(up: Up) -> 
         load.stop.set()
         load.thread.join(30)
     total = sum(load.answers.values()) + sum(load.failures.values())
-    print(f"during the upgrade: {total} requests, answers {load.answers}, failed {load.failures}")
+    slowest = max(load.seconds_taken, default=0.0)
+    print(
+        f"during the upgrade: {total} requests, answers {load.answers}, failed {load.failures}, "
+        f"slowest answer {slowest:.2f} s"
+    )
     assert total >= 20 * 30
-    assert load.failures == {}
+    assert load.failures == {}, f"{load.failed_at}\n{up.tail(60)}"
     assert set(load.answers) == {"8"}
     (new,) = rayclusters(up)
     assert new["spec"]["rayVersion"] == "2.100.0"
