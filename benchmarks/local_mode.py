@@ -196,6 +196,7 @@ def main() -> None:
 
             old = json.loads(stack.kubectl("get", "rayclusters", "-o", "json"))["items"][0]
             answers: dict[str, int] = {}
+            taken: list[float] = []
             stop = threading.Event()
 
             def load() -> None:
@@ -203,6 +204,7 @@ def main() -> None:
                     began = time.monotonic()
                     try:
                         key = stack.mango()
+                        taken.append(time.monotonic() - began)
                     except OSError as e:
                         key = type(e).__name__
                     answers[key] = answers.get(key, 0) + 1
@@ -224,7 +226,8 @@ def main() -> None:
             failed = {k: v for k, v in answers.items() if k != "8"}
             print(
                 f"cluster upgrade: old cluster gone {took:.1f} s after apply (deletion delay 5 s); "
-                f"{sum(answers.values())} requests, failed {sum(failed.values())} {failed}"
+                f"{sum(answers.values())} requests, failed {sum(failed.values())} {failed}, "
+                f"slowest answer {max(taken, default=0.0):.2f} s"
             )
 
             pss, rss = _memory(_descendants(stack.process.pid))
