@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from rayservice.quantity import QuantityError, quantity_value
+
 __all__ = [
     "API_VERSIONS",
     "AuthOptions",
@@ -50,9 +52,16 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 
 
 def _quantity(value: object) -> object:
-    """Accept what Kubernetes accepts for a quantity: a string or a number, nothing else."""
+    """Accept what Kubernetes accepts for a resource quantity: a string or a number in
+    ``resource.Quantity``'s grammar and range, not negative (as the API server checks Pods)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("must be a quantity (a string such as 500m or 2Gi, or a number)")
+    try:
+        amount = quantity_value(value)
+    except QuantityError as exc:
+        raise ValueError(str(exc)) from exc
+    if amount < 0:
+        raise ValueError("must be greater than or equal to 0")
     return value
 
 

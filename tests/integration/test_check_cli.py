@@ -202,3 +202,20 @@ def test_a_yaml_bomb_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text("\n".join(lines) + "\n")
     assert main(["check", str(path)]) == 2
     assert "YAML aliases expand to more than" in capsys.readouterr().err
+
+
+def test_a_huge_quantity_exponent_is_denied_without_hanging(tmp_path: Path) -> None:
+    bad = sample()
+    worker(bad)["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1e999999999"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("raysvc")), "check", write(tmp_path / "q.yaml", bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 1, done.stderr
+    assert (
+        'resources.requests[cpu]: Invalid value: "1e999999999": must be no more than '
+        "9223372036854775807 in magnitude" in done.stdout
+    )
