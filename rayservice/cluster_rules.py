@@ -35,7 +35,7 @@ _LABEL_NAME: Final = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _DNS1123_SUBDOMAIN: Final = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-_VERSION: Final = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+_VERSION: Final = re.compile(r"^v?([0-9]{1,9})\.([0-9]{1,9})(?:\.([0-9]{1,9}))?")
 
 RESOURCE_PARAMS: Final = ("num-cpus", "num-gpus", "memory", "resources")
 FT_ENABLED: Final = "ray.io/ft-enabled"

@@ -18,14 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
 from rayservice import contract
-from rayservice.classify import Change, Hashes, analyze
+from rayservice.bounds import nesting_error, too_deep
+from rayservice.classify import Aspect, Change, Hashes, analyze
+from rayservice.contract import ChangeClass
 from rayservice.defaults import PatchOp, apply_defaults, apply_ops
-from rayservice.errors import FieldError, FieldWarning, Key, NotARayServiceError, Reason
+from rayservice.errors import (
+    FieldError,
+    FieldWarning,
+    Key,
+    NotARayServiceError,
+    Reason,
+    short_repr,
+)
 from rayservice.explain import explain, summary
 from rayservice.models import API_VERSIONS, RayServiceV1, RayServiceV1Alpha1, model_for
 from rayservice.rules import validate, warn
@@ -77,7 +86,7 @@ def require_rayservice(obj: object) -> Mapping[str, Any]:
     if kind != "RayService" or api_version not in API_VERSIONS:
         raise NotARayServiceError(
             f"expected kind RayService in {' or '.join(API_VERSIONS)}, "
-            f"got kind {kind!r} in {api_version!r}"
+            f"got kind {short_repr(kind)} in {short_repr(api_version)}"
         )
     return obj
 
@@ -125,8 +134,15 @@ def evaluate(
     RayService with wrong fields never raises, it gets errors.
     """
     require_rayservice(new)
+    if old is not None:
+        require_rayservice(old)
+    deep = nesting_error(new)
+    if deep is not None:
+        return _unanalyzable(new, old, deep)
+    # A stored object too deep to compare with counts as one whose cluster cannot be hashed.
+    unreadable_old = old is not None and too_deep(old) is not None
     defaulted, default_ops = apply_defaults(new)
-    old_defaulted = apply_defaults(require_rayservice(old))[0] if old is not None else None
+    old_defaulted = apply_defaults(old)[0] if old is not None and not unreadable_old else None
 
     model, errors = parse_rayservice(defaulted) if check else (None, [])
     warnings: list[FieldWarning] = []
@@ -147,14 +163,15 @@ def evaluate(
                 )
 
     change, hashes = analyze(old_defaulted, defaulted)
+    if unreadable_old:
+        change = Change(ChangeClass.CLUSTER_UPGRADE, _CLUSTER)
     annotation_ops = _annotation_ops(new, change, hashes)
     if verify_annotations:
         errors.extend(_forged(new, change, hashes))
-    metadata = new.get("metadata")
-    meta = metadata if isinstance(metadata, Mapping) else {}
+    name, namespace = _identity(new)
     return Evaluation(
-        name=str(meta.get("name") or meta.get("generateName") or ""),
-        namespace=meta.get("namespace") if isinstance(meta.get("namespace"), str) else None,
+        name=name,
+        namespace=namespace,
         api_version=str(new.get("apiVersion")),
         errors=tuple(errors),
         warnings=tuple(warnings),
@@ -163,6 +180,50 @@ def evaluate(
         patch=(*default_ops, *annotation_ops),
         mutated=apply_ops(defaulted, annotation_ops),
         consequences=tuple(explain(change, model)),
+    )
+
+
+_CLUSTER: Final = frozenset({Aspect.CLUSTER})
+
+
+def _identity(obj: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``(name or generateName, namespace)``; values that are not strings count as absent."""
+    metadata = obj.get("metadata")
+    meta = metadata if isinstance(metadata, Mapping) else {}
+    name = meta.get("name") or meta.get("generateName")
+    namespace = meta.get("namespace")
+    return (
+        name if isinstance(name, str) else "",
+        namespace if isinstance(namespace, str) else None,
+    )
+
+
+def _unanalyzable(
+    new: Mapping[str, Any], old: Mapping[str, Any] | None, error: FieldError
+) -> Evaluation:
+    """The verdict on an object nested too deep to analyze: that error, the defaults, no
+    hashes (the annotations are removed, never left stale), and the class of an object whose
+    cluster cannot be hashed."""
+    defaulted, default_ops = apply_defaults(new)
+    change = (
+        Change(ChangeClass.CREATE, frozenset())
+        if old is None
+        else Change(ChangeClass.CLUSTER_UPGRADE, _CLUSTER)
+    )
+    hashes = Hashes(cluster=None, serve=None)
+    annotation_ops = _annotation_ops(new, change, hashes)
+    name, namespace = _identity(new)
+    return Evaluation(
+        name=name,
+        namespace=namespace,
+        api_version=str(new.get("apiVersion")),
+        errors=(error,),
+        warnings=(),
+        change=change,
+        hashes=hashes,
+        patch=(*default_ops, *annotation_ops),
+        mutated=apply_ops(defaulted, annotation_ops),
+        consequences=(),
     )
 
 

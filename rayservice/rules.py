@@ -39,8 +39,9 @@ MAX_NAME_LENGTH: Final = 47
 RayService = RayServiceV1 | RayServiceV1Alpha1
 
 _DNS1035: Final = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_GO_DURATION: Final = re.compile(r"^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h))+$")
-_DURATION_PART: Final = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION: Final = re.compile(r"^[-+]?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART: Final = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
+_MAX_DURATION_CHARS: Final = 64
 
 UPGRADE_TYPES: Final = ("NewCluster", "NewClusterWithIncrementalUpgrade", "None")
 MANAGED_BY: Final = ("ray.io/kuberay-operator", "kueue.x-k8s.io/multikueue")
@@ -98,7 +99,7 @@ def _metadata(rs: RayService) -> Iterator[FieldError]:
             'must be a positive duration such as "10m" or a positive number of seconds',
         )
     upgrade_timeout = annotations.get(UPGRADE_TIMEOUT_SECONDS)
-    if upgrade_timeout is not None and not (upgrade_timeout.isdigit() and int(upgrade_timeout) > 0):
+    if upgrade_timeout is not None and not _positive_integer(upgrade_timeout):
         yield FieldError(
             ("metadata", "annotations", Key(UPGRADE_TIMEOUT_SECONDS)),
             Reason.INVALID,
@@ -121,9 +122,18 @@ def _name(name: str, path: Path, limit: int) -> Iterator[FieldError]:
         )
 
 
+def _positive_integer(text: str) -> bool:
+    """A positive decimal integer of at most 18 ASCII digits (it fits in an int64)."""
+    return len(text) <= 18 and text.isascii() and text.isdigit() and int(text) > 0
+
+
 def _positive_duration(text: str) -> bool:
+    """A positive Go duration (``10m``, ``1h30m``) or a positive number of seconds. Longer
+    texts than any sensible duration are refused before the (backtracking) pattern runs."""
+    if len(text) > _MAX_DURATION_CHARS or not text.isascii():
+        return False
     if text.isdigit():
-        return int(text) > 0
+        return _positive_integer(text)
     if not _GO_DURATION.match(text) or text.startswith("-"):
         return False
     return any(float(number) > 0 for number, _ in _DURATION_PART.findall(text))

@@ -219,7 +219,7 @@ def _parse(text: str) -> ParsedServeConfig:
     except YamlError as exc:
         return _failed(FieldError(base, Reason.INVALID, detail=str(exc)))
     except NotJsonError as exc:
-        return _failed(FieldError((*base, *exc.path), Reason.INVALID, exc.value, exc.detail))
+        return _failed(FieldError((*base, *exc.path), exc.reason, exc.value, exc.detail))
     if data is None:
         return ParsedServeConfig(None, canonical, digest(canonical), (), ())
     if not isinstance(data, dict):

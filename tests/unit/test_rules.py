@@ -390,7 +390,7 @@ ERROR_CASES: list[tuple[str, Callable[[Obj], object], str]] = [
     (
         "an infinite number",
         lambda o: put(o, "spec.serveConfigV2", "applications: []\ntarget_capacity: .inf\n"),
-        'spec.serveConfigV2[target_capacity]: Invalid value: "inf": must be a finite number',
+        'spec.serveConfigV2.target_capacity: Invalid value: "inf": must be a finite number',
     ),
 ]
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from collections.abc import Callable
 
-from tests.builders import admission_review, head_container, sample
+import jsonpatch
+import pytest
+
+from rayservice import ChangeClass
+from tests.builders import Obj, admission_review, head_container, sample
+from tests.hostile_cases import HOSTILE
 from tests.integration.webhook.support import Webhook, review_body
 
 UID = "4b1f5a7e-0000-4000-8000-000000000001"
@@ -38,3 +46,30 @@ def test_a_huge_quantity_exponent_is_denied_at_once_and_the_server_stays_healthy
     started = time.monotonic()
     assert webhook.health("/healthz") == (200, "ok\n")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"), [case[1:] for case in HOSTILE], ids=[case[0] for case in HOSTILE]
+)
+def test_hostile_rayservices_get_their_field_error_and_mutate_still_annotates(
+    webhook: Webhook, edit: Callable[[Obj], object], expected: str
+) -> None:
+    obj = sample()
+    edit(obj)
+    body = review_body(admission_review(obj, sample()))
+    status, _, reply = webhook.post("/validate", body)
+    assert status == 200
+    response = reply["response"]
+    assert (response["uid"], response["allowed"]) == (UID, False)
+    assert response["status"]["code"] == 422
+    assert (
+        response["status"]["message"]
+        == f'RayService.ray.io "rayservice-sample" is invalid: {expected}'
+    )
+    status, _, reply = webhook.post("/mutate", body)
+    assert status == 200
+    patch = json.loads(base64.b64decode(reply["response"]["patch"]))
+    mutated = jsonpatch.apply_patch(obj, patch, in_place=True)
+    assert mutated["metadata"]["annotations"]["raysvc.io/change"] in set(ChangeClass)
+    assert mutated["spec"]["rayClusterDeletionDelaySeconds"] == 60
+
