@@ -24,6 +24,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 import orjson
 
 from rayservice import Evaluation, NotARayServiceError, evaluate
+from rayservice.errors import short_repr
 from rayservice.explain import MAX_SENTENCE
 
 __all__ = [
@@ -133,7 +134,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if review.get("kind") != "AdmissionReview" or review.get("apiVersion") != ADMISSION_API_VERSION:
         raise BadReviewError(
             f"expected kind AdmissionReview in {ADMISSION_API_VERSION}, got kind "
-            f"{review.get('kind')!r} in {review.get('apiVersion')!r}",
+            f"{short_repr(review.get('kind'))} in {short_repr(review.get('apiVersion'))}",
             uid,
         )
     if not isinstance(request, dict):
@@ -142,14 +143,16 @@ def decode_review(body: bytes) -> AdmissionRequest:
         raise BadReviewError("the AdmissionReview request has no uid")
     operation = request.get("operation")
     if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
-        raise BadReviewError(f"unsupported operation {operation!r}", uid)
+        raise BadReviewError(f"unsupported operation {short_repr(operation)}", uid)
     kind = request.get("kind")
     if (
         not isinstance(kind, dict)
         or kind.get("group") != "ray.io"
         or kind.get("kind") != "RayService"
     ):
-        raise BadReviewError(f"this webhook admits ray.io RayService objects, not {kind!r}", uid)
+        raise BadReviewError(
+            f"this webhook admits ray.io RayService objects, not {short_repr(kind)}", uid
+        )
     if operation in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
         raise BadReviewError(f"a {operation} request needs an object", uid)
     if operation == "UPDATE" and not isinstance(request.get("oldObject"), dict):
@@ -166,13 +169,18 @@ def _evaluate(request: AdmissionRequest, *, verify: bool) -> Evaluation:
         raise BadReviewError(str(exc), request["uid"]) from exc
 
 
+def _text(value: object) -> str:
+    """A request field for logs: a string as it is, anything else as nothing."""
+    return value if isinstance(value, str) else ""
+
+
 def _decision(request: AdmissionRequest, result: Evaluation | None, allowed: bool) -> Decision:
     return Decision(
         operation=request["operation"],
         verdict="allowed" if allowed else "denied",
         change=result.change.kind.value if result is not None else "",
-        name=(result.name if result is not None else request.get("name", "")) or "",
-        namespace=request.get("namespace", "") or "",
+        name=result.name if result is not None else _text(request.get("name")),
+        namespace=_text(request.get("namespace")),
     )
 
 

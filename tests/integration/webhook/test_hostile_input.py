@@ -73,3 +73,23 @@ def test_hostile_rayservices_get_their_field_error_and_mutate_still_annotates(
     assert mutated["metadata"]["annotations"]["raysvc.io/change"] in set(ChangeClass)
     assert mutated["spec"]["rayClusterDeletionDelaySeconds"] == 60
 
+
+def deep(levels: int) -> str:
+    return "[" * levels + '"x"' + "]" * levels
+
+
+@pytest.mark.parametrize("field", ["namespace", "name", "kind", "operation", "subResource"])
+def test_a_deep_request_field_gets_an_answer_that_echoes_the_uid(
+    webhook: Webhook, field: str
+) -> None:
+    review = admission_review(sample())
+    review["request"][field] = "@@"
+    body = review_body(review).replace(b'"@@"', deep(1000).encode())
+    for path in ("/validate", "/mutate"):
+        status, _, reply = webhook.post(path, body)
+        assert status in (200, 400), reply
+        assert reply["response"]["uid"] == UID
+        if status == 400:
+            assert len(reply["response"]["status"]["message"]) < 300
+        else:
+            assert reply["response"].get("status", {}).get("code") != 500
