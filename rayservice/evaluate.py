@@ -7,7 +7,9 @@
    Serve config (``rayservice.serveconfig``);
 3. compute the target hashes and classify the change from ``old`` to ``new``;
 4. build the JSON Patch a mutating webhook returns: the defaults, then the ``raysvc.io/``
-   annotations of the contract (``rayservice.contract``).
+   annotations of the contract (``rayservice.contract``). An UPDATE that changes nothing in the
+   spec keeps the stored ``raysvc.io/change`` (the last real change), so re-applying an
+   unchanged manifest patches nothing and the API server sees a no-op.
 
 With ``verify_annotations`` (the validating webhook), ``raysvc.io/`` annotations already on
 ``new`` must equal what step 3 computes, so they can be neither forged nor stale; absent ones are
@@ -165,9 +167,10 @@ def evaluate(
     change, hashes = analyze(old_defaulted, defaulted)
     if unreadable_old:
         change = Change(ChangeClass.CLUSTER_UPGRADE, _CLUSTER)
-    annotation_ops = _annotation_ops(new, change, hashes)
+    wanted = _wanted_annotations(change, hashes, old)
+    annotation_ops = _annotation_ops(new, wanted)
     if verify_annotations:
-        errors.extend(_forged(new, change, hashes))
+        errors.extend(_forged(new, wanted))
     name, namespace = _identity(new)
     return Evaluation(
         name=name,
@@ -211,7 +214,7 @@ def _unanalyzable(
         else Change(ChangeClass.CLUSTER_UPGRADE, _CLUSTER)
     )
     hashes = Hashes(cluster=None, serve=None)
-    annotation_ops = _annotation_ops(new, change, hashes)
+    annotation_ops = _annotation_ops(new, _wanted_annotations(change, hashes, None))
     name, namespace = _identity(new)
     return Evaluation(
         name=name,
@@ -227,18 +230,35 @@ def _unanalyzable(
     )
 
 
-def _wanted_annotations(change: Change, hashes: Hashes) -> dict[str, str | None]:
+def _wanted_annotations(
+    change: Change, hashes: Hashes, old: Mapping[str, Any] | None
+) -> dict[str, str | None]:
+    """The contract's annotations for the result. When nothing in the spec changed, the class
+    stays the stored one (the last real change), so a re-apply writes nothing."""
+    kind = change.kind.value
+    if change.kind is ChangeClass.NONE:
+        kind = _stored_change(old) or kind
     return {
-        contract.CHANGE: change.kind.value,
+        contract.CHANGE: kind,
         contract.CLUSTER_HASH: hashes.cluster,
         contract.SERVE_HASH: hashes.serve,
     }
 
 
-def _annotation_ops(obj: Mapping[str, Any], change: Change, hashes: Hashes) -> list[PatchOp]:
-    """Set the contract's annotations; remove a hash that cannot be computed (never leave it
-    stale). Touches nothing else."""
-    wanted = _wanted_annotations(change, hashes)
+def _stored_change(old: Mapping[str, Any] | None) -> str | None:
+    """The valid ``raysvc.io/change`` of the stored object, if it has one."""
+    metadata = old.get("metadata") if old is not None else None
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    value = annotations.get(contract.CHANGE) if isinstance(annotations, Mapping) else None
+    return value if isinstance(value, str) and value in _CLASSES else None
+
+
+_CLASSES: Final = frozenset(ChangeClass)
+
+
+def _annotation_ops(obj: Mapping[str, Any], wanted: Mapping[str, str | None]) -> list[PatchOp]:
+    """Set the contract's annotations to ``wanted``; remove a hash that cannot be computed
+    (never leave it stale). Touches nothing else."""
     metadata = obj.get("metadata")
     if not isinstance(metadata, Mapping):
         present = {k: v for k, v in wanted.items() if v is not None}
@@ -260,13 +280,13 @@ def _annotation_ops(obj: Mapping[str, Any], change: Change, hashes: Hashes) -> l
     return ops
 
 
-def _forged(obj: Mapping[str, Any], change: Change, hashes: Hashes) -> list[FieldError]:
+def _forged(obj: Mapping[str, Any], wanted: Mapping[str, str | None]) -> list[FieldError]:
     metadata = obj.get("metadata")
     current = metadata.get("annotations") if isinstance(metadata, Mapping) else None
     if not isinstance(current, Mapping):
         return []
     errors = []
-    for key, value in _wanted_annotations(change, hashes).items():
+    for key, value in wanted.items():
         if key in current and current[key] != value:
             expected = "absent (it cannot be computed)" if value is None else f"{value!r}"
             errors.append(

@@ -311,6 +311,23 @@ def test_delete_removes_the_rayservice(cluster: Cluster) -> None:
     assert cluster.kubectl("get", "rayservice", "rayservice-ssa", check=False).code == 1
 
 
+@pytest.mark.parametrize("how", ["apply --server-side", "replace"])
+def test_re_applying_an_unchanged_manifest_is_a_no_op_that_keeps_the_last_change(
+    cluster: Cluster, how: str
+) -> None:
+    name = f"rayservice-{how.split()[0]}-again"
+    obj = put(sample(), "metadata.name", name)
+    cluster.apply(obj, "--server-side")
+    upgraded = put(copy.deepcopy(obj), "spec.rayClusterConfig.rayVersion", "2.53.0")
+    cluster.apply(upgraded, "--server-side")
+    before = cluster.get(name)
+    assert before["metadata"]["annotations"]["raysvc.io/change"] == "cluster-upgrade"
+    cluster.kubectl(*how.split(), "-f", "-", stdin=yaml.safe_dump(upgraded))
+    after = cluster.get(name)
+    assert after["metadata"]["annotations"]["raysvc.io/change"] == "cluster-upgrade"
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
 @pytest.mark.parametrize("taken", ["--port", "--health-port"])
 def test_a_webhook_that_cannot_bind_leaves_the_cluster_untouched(
     cluster: Cluster, taken: str
