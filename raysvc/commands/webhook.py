@@ -33,12 +33,16 @@ def register(subparsers: Any) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--cert-dir", metavar="DIR", help="read tls.crt, tls.key, ca.crt from DIR; reload on change"
+        "--cert-dir",
+        metavar="DIR",
+        help="read tls.crt, tls.key, ca.crt from DIR; reload on change (required, or "
+        "--cert-secret)",
     )
     source.add_argument(
         "--cert-secret",
         metavar="NAMESPACE/NAME",
-        help="keep self-issued certificates in this Secret (shared by all replicas)",
+        help="keep self-issued certificates in this Secret, shared by all replicas (required, "
+        "or --cert-dir)",
     )
     parser.add_argument(
         "--host", default="0.0.0.0", help="admission address (default: %(default)s)"
