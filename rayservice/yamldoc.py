@@ -19,7 +19,7 @@ offending node) for a value.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import orjson
@@ -37,6 +37,7 @@ from rayservice.bounds import (
 )
 from rayservice.errors import NO_VALUE, Path, Reason
 from rayservice.hashing import canonical_json
+from rayservice.yamlevents import PlainLoader, Unusual
 
 __all__ = [
     "MAX_NODES",
@@ -126,15 +127,41 @@ _Loader.add_constructor("tag:yaml.org,2002:float", _bounded_float)
 def load_json_data(text: str) -> tuple[object, str]:
     """Load one YAML document as JSON data (``None`` for an empty document) and its canonical JSON.
 
+    Plain configs are built straight from libyaml's events (``rayservice.yamlevents``); any
+    other YAML goes through the full loader. Both give the same data.
+
     Raises ``YamlError`` for bad or oversized YAML, ``NotJsonError`` for non-JSON values.
     """
     try:
-        data: object = yaml.load(text, Loader=_Loader)  # a safe loader subclass
+        data = _PLAIN.load(text)
+    except Unusual:
+        pass
+    except yaml.YAMLError as exc:
+        raise YamlError(describe_yaml_error(exc)) from exc
+    else:
+        canonical = canonical_json(data)  # plain data is JSON already
+        return orjson.loads(canonical), canonical  # keys sorted, as the full path gives them
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a safe loader subclass
     except yaml.YAMLError as exc:
         raise YamlError(describe_yaml_error(exc)) from exc
     except RecursionError as exc:
         raise YamlError("YAML nesting too deep") from exc
     return _as_json(data, text)
+
+
+_CONSTRUCTOR: Final = yaml.SafeLoader("")
+"""For the scalar constructors of plain configs: they only read the node."""
+
+_SCALARS: Final[dict[str, Callable[[str], object]]] = {
+    "tag:yaml.org,2002:int": lambda text: _bounded_int(
+        _CONSTRUCTOR, yaml.ScalarNode("tag:yaml.org,2002:int", text)
+    ),
+    "tag:yaml.org,2002:float": lambda text: _bounded_float(
+        _CONSTRUCTOR, yaml.ScalarNode("tag:yaml.org,2002:float", text)
+    ),
+}
+_PLAIN: Final = PlainLoader(_Loader.yaml_implicit_resolvers, _SCALARS)
 
 
 def load_json_documents(text: str) -> Iterator[object]:
