@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
 from pydantic import ValidationError
 
 from rayservice import contract
@@ -38,7 +39,14 @@ from rayservice.errors import (
     short_repr,
 )
 from rayservice.explain import explain, summary
-from rayservice.models import API_VERSIONS, RayServiceV1, RayServiceV1Alpha1, model_for
+from rayservice.memo import BytesMemo
+from rayservice.models import (
+    API_VERSIONS,
+    RayClusterSpec,
+    RayServiceV1,
+    RayServiceV1Alpha1,
+    model_for,
+)
 from rayservice.rules import validate, warn
 from rayservice.serveconfig import SERVE_CONFIG_PATH, parse_serve_config
 from rayservice.shape import field_errors
@@ -94,8 +102,21 @@ def require_rayservice(obj: object) -> Mapping[str, Any]:
 
 
 def parse_rayservice(obj: Mapping[str, Any]) -> tuple[RayService | None, list[FieldError]]:
-    """The typed view of a RayService object, or the shape errors that prevent it."""
+    """The typed view of a RayService object, or the shape errors that prevent it.
+
+    The ``rayClusterConfig`` (most of a large object) is validated once per distinct content
+    and reused; the rest of the object is validated around it.
+    """
     model = model_for(str(obj.get("apiVersion")))
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("rayClusterConfig"), dict):
+        known = _cluster_model(spec["rayClusterConfig"])
+        if known is not None:
+            view = {**obj, "spec": {**spec, "rayClusterConfig": known}}
+            try:
+                return model.model_validate(view), []
+            except ValidationError:
+                pass  # the errors are elsewhere: validate the whole object, for their paths
     try:
         return model.model_validate(obj), []
     except ValidationError as exc:
@@ -118,6 +139,25 @@ def parse_rayservice(obj: Mapping[str, Any]) -> tuple[RayService | None, list[Fi
                 for error in errors
             ]
         return None, errors
+
+
+_CLUSTERS: Final[BytesMemo[RayClusterSpec]] = BytesMemo(max_chars=16 * 1024 * 1024, max_entries=256)
+
+
+def _cluster_model(cluster: dict[str, Any]) -> RayClusterSpec | None:
+    """The validated rayClusterConfig, memoized by its JSON; ``None`` if it is invalid."""
+    try:
+        key = orjson.dumps(cluster)
+    except orjson.JSONEncodeError:
+        return None
+    found = _CLUSTERS.get(key)
+    if found is None:
+        try:
+            found = RayClusterSpec.model_validate(cluster)
+        except ValidationError:
+            return None
+        _CLUSTERS.put(key, found)
+    return found
 
 
 def evaluate(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -190,7 +191,9 @@ def process_workers(count: int) -> Workers:
 
 
 def _follow(parent: int) -> None:
-    """In a worker: exit when ``parent`` has exited (checked every second)."""
+    """In a worker: exit when ``parent`` has exited (checked every second); leave the modules'
+    objects out of garbage collection, as the server does."""
+    gc.freeze()
 
     def watch() -> None:
         while _alive(parent):
@@ -502,6 +505,9 @@ async def serve(
                 handled.append(sig)
         workers.executor.submit(_warm)
         heartbeat = loop.create_task(_beat(state))
+        # The modules' objects live as long as the process: keep every later collection from
+        # walking them again (a full pass over them held the loop for milliseconds).
+        gc.freeze()
         state.ready = True
         log.info(
             "webhook listening",
