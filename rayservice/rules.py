@@ -21,11 +21,11 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from rayservice.cluster_rules import cluster_errors, cluster_warnings, group_containers
+from rayservice.cluster_rules import ClusterFindings, cluster_findings, group_containers
 from rayservice.contract import UPGRADE_TIMEOUT_SECONDS
 from rayservice.errors import FieldError, FieldWarning, Key, Path, Reason
 from rayservice.models import RayServiceSpec, RayServiceV1, RayServiceV1Alpha1
-from rayservice.shape import unknown_fields
+from rayservice.shape import unknown_fields, walkable_fields
 
 __all__ = [
     "MAX_NAME_LENGTH",
@@ -59,9 +59,7 @@ def validate(rs: RayService, old: Mapping[str, Any] | None = None) -> list[Field
     """
     errors = list(_metadata(rs))
     errors.extend(_spec(rs))
-    errors.extend(
-        cluster_errors(rs.spec.ray_cluster_config, rs.metadata.annotations or {}, CLUSTER)
-    )
+    errors.extend(_cluster(rs).errors)
     if old is not None:
         errors.extend(_immutable(rs, old))
     return errors
@@ -70,6 +68,10 @@ def validate(rs: RayService, old: Mapping[str, Any] | None = None) -> list[Field
 def warn(rs: RayService) -> list[FieldWarning]:
     """Every warning for a defaulted RayService (its Serve config's come from the parser)."""
     return list(_warnings(rs))
+
+
+def _cluster(rs: RayService) -> ClusterFindings:
+    return cluster_findings(rs.spec.ray_cluster_config, rs.metadata.annotations or {}, CLUSTER)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,7 +281,7 @@ def _warnings(rs: RayService) -> Iterator[FieldWarning]:
         yield FieldWarning(
             ("apiVersion",), "ray.io/v1alpha1 RayService is deprecated; use ray.io/v1"
         )
-    for path, _ in unknown_fields(rs.spec, SPEC):
+    for path in _unknown_in_spec(rs):
         yield FieldWarning(
             path, "unknown field; the API server prunes it unless the CRD declares it"
         )
@@ -292,7 +294,22 @@ def _warnings(rs: RayService) -> Iterator[FieldWarning]:
             yield FieldWarning(
                 (*SPEC, key), f"negative threshold ({value}) marks the cluster unhealthy at once"
             )
-    yield from cluster_warnings(spec.ray_cluster_config, CLUSTER)
+    yield from _cluster(rs).warnings
+
+
+def _unknown_in_spec(rs: RayService) -> Iterator[Path]:
+    """``unknown_fields(rs.spec)``, with the cluster's part as the cluster's findings keep it."""
+    spec = rs.spec
+    for key in spec.model_extra or {}:
+        yield (*SPEC, key)
+    for name, alias in walkable_fields(type(spec)):
+        child = getattr(spec, name)
+        if child is None:
+            continue
+        if name == "ray_cluster_config":
+            yield from _cluster(rs).unknown
+        else:
+            yield from (path for path, _ in unknown_fields(child, (*SPEC, alias)))
 
 
 def _quoted(values: Sequence[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pytest
@@ -541,3 +542,12 @@ def test_warnings_fit_in_a_kubectl_warning_line() -> None:
     obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.100.0"
     for warning in evaluate(obj).warnings:
         assert len(str(warning)) <= 120, str(warning)
+
+
+def test_the_rules_kept_for_a_cluster_follow_the_annotations_they_read() -> None:
+    with_ft = put(sample(), "metadata.annotations", {"ray.io/ft-enabled": "true"})
+    put(with_ft, "spec.rayClusterConfig.gcsFaultToleranceOptions", {"redisAddress": "r:6379"})
+    without = put(copy.deepcopy(with_ft), "metadata.annotations", {})
+    for obj, expected in ((with_ft, 1), (without, 0), (with_ft, 1)):
+        errors = [e for e in errors_of(obj) if "ft-enabled" in e]
+        assert len(errors) == expected
