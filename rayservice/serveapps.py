@@ -14,7 +14,7 @@ but only fails on later (route prefixes, ``working_dir`` URIs, per-application h
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,7 +22,8 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from rayservice.errors import FieldError, FieldWarning, Path, Reason
-from rayservice.memo import BytesMemo
+from rayservice.hashing import canonical_json
+from rayservice.memo import TextMemo
 from rayservice.servemodels import RENAMED, ApplicationConfig, ServeConfig
 from rayservice.shape import field_errors, unknown_fields
 
@@ -54,36 +55,48 @@ class _AppCheck:
     warnings: tuple[FieldWarning, ...]
 
 
-_APPS: Final[BytesMemo[_AppCheck]] = BytesMemo(max_chars=8 * 1024 * 1024, max_entries=2048)
+_APPS: Final[TextMemo[_AppCheck]] = TextMemo(max_chars=8 * 1024 * 1024, max_entries=2048)
+"""Checks by the canonical JSON of the application."""
 
 
 def check_config(
-    data: dict[str, Any], base: Path
+    data: dict[str, Any], base: Path, *, applications: Sequence[str] | None = None
 ) -> tuple[list[FieldError], list[FieldWarning], bool]:
     """Check a Serve config document; True with the findings when it has Serve's shape and no
-    error."""
+    error.
+
+    ``applications``, when given, are the canonical JSON texts of the applications (``data``
+    then has no ``applications`` key): an application checked before is not even loaded.
+    """
     errors: list[FieldError] = []
-    raw_apps = data.get("applications")
-    if not isinstance(raw_apps, list):
-        try:
-            ServeConfig.model_validate(data)
-        except ValidationError as exc:
-            errors.extend(field_errors(exc, ServeConfig, base))
-        return errors, [], False
+    if applications is not None:
+        sources: Sequence[object] = applications
+        canonical = True
+    else:
+        raw_apps = data.get("applications")
+        if not isinstance(raw_apps, list):
+            try:
+                ServeConfig.model_validate(data)
+            except ValidationError as exc:
+                errors.extend(field_errors(exc, ServeConfig, base))
+            return errors, [], False
+        sources, canonical = raw_apps, False
     try:
         top = ServeConfig.model_validate({**data, "applications": []})
     except ValidationError as exc:
         errors.extend(field_errors(exc, ServeConfig, base))
         top = None
-    checks = [_check_app(raw) for raw in raw_apps]
-    paths = [(*base, "applications", index) for index in range(len(raw_apps))]
+    checks = [_check_app(source, canonical=canonical) for source in sources]
+    paths = [(*base, "applications", index) for index in range(len(sources))]
     for check, path in zip(checks, paths, strict=True):
-        errors.extend(_under(path, check.shape))
+        if check.shape:
+            errors.extend(_under(path, check.shape))
     errors.extend(_across(checks, paths))
     for check, path in zip(checks, paths, strict=True):
-        errors.extend(_under(path, check.deployments))
+        if check.deployments:
+            errors.extend(_under(path, check.deployments))
     warnings: list[FieldWarning] = []
-    if not raw_apps:
+    if not sources:
         warnings.append(
             FieldWarning(
                 (*base, "applications"), "no applications: the RayService never becomes ready"
@@ -91,18 +104,25 @@ def check_config(
         )
     warnings.extend(_unknown_key_warnings(top, base))
     for check, path in zip(checks, paths, strict=True):
-        warnings.extend(_under(path, check.warnings))
+        if check.warnings:
+            warnings.extend(_under(path, check.warnings))
     return errors, warnings, not errors and top is not None and all(c.valid for c in checks)
 
 
-def _check_app(raw: object) -> _AppCheck:
-    try:
-        key = orjson.dumps(raw)
-    except orjson.JSONEncodeError:
-        return _check_app_afresh(raw)
+def _check_app(source: object, *, canonical: bool) -> _AppCheck:
+    """The checks of one application, given as JSON data or (``canonical``) as its canonical
+    JSON text."""
+    if canonical:
+        assert isinstance(source, str)
+        key = source
+    else:
+        try:
+            key = canonical_json(source)
+        except (TypeError, ValueError, RecursionError):
+            return _check_app_afresh(source)
     found = _APPS.get(key)
     if found is None:
-        found = _check_app_afresh(raw)
+        found = _check_app_afresh(orjson.loads(key) if canonical else source)
         _APPS.put(key, found)
     return found
 
@@ -167,7 +187,8 @@ def _across(checks: list[_AppCheck], paths: list[Path]) -> Iterator[FieldError]:
             else:
                 names[name] = index
         if check.prefix is not None:
-            yield from _under(path, check.prefix_format)
+            if check.prefix_format:
+                yield from _under(path, check.prefix_format)
             if check.prefix in prefixes:
                 implicit = (
                     "" if check.explicit_prefix else " (the default when route_prefix is unset)"
@@ -180,7 +201,8 @@ def _across(checks: list[_AppCheck], paths: list[Path]) -> Iterator[FieldError]:
                 )
             else:
                 prefixes[check.prefix] = index
-        yield from _under(path, check.local)
+        if check.local:
+            yield from _under(path, check.local)
 
 
 def _prefix_format(prefix: str) -> Iterator[FieldError]:

@@ -107,16 +107,18 @@ def _parse(text: str) -> ParsedServeConfig:
             FieldError(base, Reason.TOO_LONG, detail=f"may not be more than {MAX_BYTES} bytes")
         )
     split = load_by_application(text)
-    data: object
     if split is not None:
-        data, canonical = split.data, split.canonical
-    else:
-        try:
-            data, canonical = load_json_data(text)
-        except YamlError as exc:
-            return _failed(FieldError(base, Reason.INVALID, detail=str(exc)))
-        except NotJsonError as exc:
-            return _failed(FieldError((*base, *exc.path), exc.reason, exc.value, exc.detail))
+        errors, warnings, shaped = check_config(split.top, base, applications=split.applications)
+        canonical = split.canonical
+        return ParsedServeConfig(
+            canonical, digest(canonical), tuple(errors), tuple(warnings), shaped
+        )
+    try:
+        data, canonical = load_json_data(text)
+    except YamlError as exc:
+        return _failed(FieldError(base, Reason.INVALID, detail=str(exc)))
+    except NotJsonError as exc:
+        return _failed(FieldError((*base, *exc.path), exc.reason, exc.value, exc.detail))
     if data is None:
         return ParsedServeConfig(canonical, digest(canonical), (), ())
     if not isinstance(data, dict):

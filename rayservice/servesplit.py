@@ -37,11 +37,18 @@ _APPLICATIONS: Final = re.compile(r"^applications:[ ]*(?:#.*)?$", re.M)
 
 @dataclass(frozen=True, slots=True)
 class SplitLoad:
-    """A config loaded in pieces: the data (keys sorted, as a whole load gives them) and its
-    canonical JSON."""
+    """A config loaded in pieces: its top-level data but the applications (keys sorted, as a
+    whole load gives them), each application's canonical JSON, and the whole's."""
 
-    data: dict[str, Any]
+    top: dict[str, Any]
+    applications: tuple[str, ...]
     canonical: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The whole document, as a whole load gives it."""
+        apps = [orjson.loads(app) for app in self.applications]
+        return dict(sorted({**self.top, "applications": apps}.items()))
 
 
 _PIECES: Final[TextMemo[str]] = TextMemo(max_chars=8 * 1024 * 1024, max_entries=4096)
@@ -57,7 +64,6 @@ def load_by_application(text: str) -> SplitLoad | None:
     try:
         head = _load(before)
         tail = _load(after)
-        loaded = [_load(item) for item in items]
     except (YamlError, NotJsonError):
         return None
     if not _mapping(head[0]) or not _mapping(tail[0]):
@@ -66,15 +72,28 @@ def load_by_application(text: str) -> SplitLoad | None:
     tail_data: dict[str, Any] = tail[0] or {}
     if "applications" in head_data or "applications" in tail_data or head_data.keys() & tail_data:
         return None  # the same key twice: the whole text decides which one counts
-    apps: list[Any] = []
     canonicals: list[str] = []
-    for data, canonical in loaded:
+    for text_of_item in items:
+        canonical = _canonical_of(text_of_item)
+        if canonical is None:
+            return None
+        canonicals.append(canonical)
+    top = dict(sorted({**head_data, **tail_data}.items()))
+    return SplitLoad(top, tuple(canonicals), _canonical(top, canonicals))
+
+
+def _canonical_of(item: str) -> str | None:
+    """The canonical JSON of the one application an item's text holds, or ``None``."""
+    canonical = _PIECES.get(item)
+    if canonical is None:
+        try:
+            data, canonical = load_json_data(item)
+        except (YamlError, NotJsonError):
+            return None  # the whole text says what is wrong, and where
         if not isinstance(data, list) or len(data) != 1:
             return None
-        apps.append(data[0])
-        canonicals.append(canonical[1:-1])  # "[item]" -> "item"
-    data = dict(sorted({**head_data, "applications": apps, **tail_data}.items()))
-    return SplitLoad(data, _canonical(data, canonicals))
+        _PIECES.put(item, canonical)
+    return canonical[1:-1]  # "[item]" -> "item"
 
 
 def _mapping(value: object) -> bool:
@@ -90,16 +109,15 @@ def _load(text: str) -> tuple[Any, str]:
     return orjson.loads(canonical), canonical
 
 
-def _canonical(data: dict[str, Any], applications: list[str]) -> str:
-    """The canonical JSON of ``data`` (``rayservice.hashing``), with the applications' own."""
-    parts = []
-    for key in sorted(data):
-        if key == "applications":
-            value = "[" + ",".join(applications) + "]"
-        else:
-            value = json.dumps(data[key], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        parts.append(json.dumps(key, ensure_ascii=False) + ":" + value)
-    return "{" + ",".join(parts) + "}"
+def _canonical(top: dict[str, Any], applications: list[str]) -> str:
+    """The canonical JSON (``rayservice.hashing``) of ``top`` with the applications added."""
+    parts = {
+        key: json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for key, value in top.items()
+    }
+    parts["applications"] = "[" + ",".join(applications) + "]"
+    members = (json.dumps(key, ensure_ascii=False) + ":" + parts[key] for key in sorted(parts))
+    return "{" + ",".join(members) + "}"
 
 
 def _cut(text: str) -> tuple[str, list[str], str] | None:
