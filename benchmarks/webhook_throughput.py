@@ -331,7 +331,7 @@ def wrk(port: int, script: Path, *, seconds: float, threads: int, pid: int) -> R
     out = subprocess.run(
         [
             *("taskset", "-c", "1", "wrk", f"-t{threads}", f"-c{threads}", f"-d{seconds:.0f}s"),
-            *("--latency", "-s", str(script), f"https://127.0.0.1:{port}"),
+            *("--latency", "--timeout", "30s", "-s", str(script), f"https://127.0.0.1:{port}"),
         ],
         capture_output=True,
         text=True,
