@@ -136,11 +136,15 @@ def idle_connections(server: Server, count: int) -> None:
 def large_reviews(server: Server, count: int) -> None:
     obj = sample()
     head_container(obj)["env"] = [{"name": f"VAR_{i}", "value": "v" * 80} for i in range(70000)]
-    body = json.dumps(admission_review(obj, sample())).encode()
+    template = json.dumps(admission_review(obj, sample()))
+    # Every review different: none is answered from the memo.
+    bodies = [template.replace("VAR_0", f"VAR_{n}x", 1).encode() for n in range(count)]
     statuses: list[int] = []
-    senders = [
-        threading.Thread(target=lambda: statuses.append(server.post(body))) for _ in range(count)
-    ]
+
+    def send(body: bytes) -> None:
+        statuses.append(server.post(body))
+
+    senders = [threading.Thread(target=send, args=(body,)) for body in bodies]
     started = time.monotonic()
     for sender in senders:
         sender.start()
@@ -151,7 +155,8 @@ def large_reviews(server: Server, count: int) -> None:
         time.sleep(0.02)
     elapsed = time.monotonic() - started
     print(
-        f"{count} concurrent {len(body) / 2**20:.1f} MiB reviews: all answered in {elapsed:.1f} s "
+        f"{count} concurrent {len(bodies[0]) / 2**20:.1f} MiB reviews: all answered in "
+        f"{elapsed:.1f} s "
         f"(statuses {sorted(set(statuses))}); slowest /healthz {slowest * 1000:.0f} ms; "
         f"peak RSS {peak:.0f} MiB"
     )
