@@ -191,8 +191,10 @@ def process_workers(count: int) -> Workers:
 
 
 def _follow(parent: int) -> None:
-    """In a worker: exit when ``parent`` has exited (checked every second); leave the modules'
+    """In a worker: exit when ``parent`` has exited (checked every second); yield the CPU to
+    the event loop (small reviews, connections) whenever it wants it; leave the modules'
     objects out of garbage collection, as the server does."""
+    os.nice(_WORKER_NICENESS)
     gc.freeze()
 
     def watch() -> None:
@@ -211,6 +213,9 @@ def _alive(pid: int) -> bool:
         return False
     return state not in (b"Z", b"X")  # a zombie has exited
 
+
+_WORKER_NICENESS: Final = 10
+"""A decision of a large review is background work next to the loop that answers small ones."""
 
 WORKERS: Final = web.AppKey("workers", Workers)
 
