@@ -9,9 +9,7 @@ switched on by one), nothing else, so their result is a function of those two.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from rayservice.errors import FieldError, FieldWarning, Key, Path, Reason, render_path
@@ -22,14 +20,11 @@ from rayservice.models import (
     RayClusterSpec,
     WorkerGroupSpec,
 )
-from rayservice.shape import unknown_fields
 
 __all__ = [
     "EXTERNAL_STORAGE_NAMESPACE",
     "FT_ENABLED",
-    "ClusterFindings",
     "cluster_errors",
-    "cluster_findings",
     "cluster_warnings",
     "group_containers",
     "parse_version",
@@ -45,51 +40,6 @@ _VERSION: Final = re.compile(r"^v?([0-9]{1,9})\.([0-9]{1,9})(?:\.([0-9]{1,9}))?"
 RESOURCE_PARAMS: Final = ("num-cpus", "num-gpus", "memory", "resources")
 FT_ENABLED: Final = "ray.io/ft-enabled"
 EXTERNAL_STORAGE_NAMESPACE: Final = "ray.io/external-storage-namespace"
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterFindings:
-    """Everything the rules find in one rayClusterConfig: errors, the paths of fields the
-    models do not know, warnings."""
-
-    errors: tuple[FieldError, ...]
-    unknown: tuple[Path, ...]
-    warnings: tuple[FieldWarning, ...]
-
-
-_FINDINGS: Final[OrderedDict[int, tuple[RayClusterSpec, object, ClusterFindings]]] = OrderedDict()
-_FINDINGS_KEPT: Final = 64
-
-
-def cluster_findings(
-    cluster: RayClusterSpec, annotations: Mapping[str, str], path: Path
-) -> ClusterFindings:
-    """The findings on ``cluster`` at ``path``, remembered for the model object itself.
-
-    A cluster validated once is the same model object on every admission that carries it
-    (``rayservice.evaluate`` keeps them), so its findings are kept beside it, for the few
-    annotations the rules read.
-    """
-    key = (
-        path,
-        FT_ENABLED in annotations,
-        annotations.get(FT_ENABLED),
-        EXTERNAL_STORAGE_NAMESPACE in annotations,
-    )
-    entry = _FINDINGS.get(id(cluster))
-    if entry is not None and entry[0] is cluster and entry[1] == key:
-        _FINDINGS.move_to_end(id(cluster))
-        return entry[2]
-    found = ClusterFindings(
-        errors=tuple(cluster_errors(cluster, annotations, path)),
-        unknown=tuple(found_path for found_path, _ in unknown_fields(cluster, path)),
-        warnings=tuple(cluster_warnings(cluster, path)),
-    )
-    _FINDINGS[id(cluster)] = (cluster, key, found)
-    _FINDINGS.move_to_end(id(cluster))
-    while len(_FINDINGS) > _FINDINGS_KEPT:
-        _FINDINGS.popitem(last=False)
-    return found
 
 
 def cluster_errors(

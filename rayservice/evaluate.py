@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
 from pydantic import ValidationError
 
 from rayservice import contract
 from rayservice.bounds import nesting_error, too_deep
 from rayservice.classify import Aspect, Change, Hashes, analyze
+from rayservice.clusters import validated_cluster
 from rayservice.contract import ChangeClass
 from rayservice.defaults import PatchOp, apply_defaults, apply_ops
 from rayservice.errors import (
@@ -39,14 +39,7 @@ from rayservice.errors import (
     short_repr,
 )
 from rayservice.explain import explain, summary
-from rayservice.memo import BytesMemo
-from rayservice.models import (
-    API_VERSIONS,
-    RayClusterSpec,
-    RayServiceV1,
-    RayServiceV1Alpha1,
-    model_for,
-)
+from rayservice.models import API_VERSIONS, RayServiceV1, RayServiceV1Alpha1, model_for
 from rayservice.rules import validate, warn
 from rayservice.serveconfig import SERVE_CONFIG_PATH, parse_serve_config
 from rayservice.shape import field_errors
@@ -110,7 +103,7 @@ def parse_rayservice(obj: Mapping[str, Any]) -> tuple[RayService | None, list[Fi
     model = model_for(str(obj.get("apiVersion")))
     spec = obj.get("spec")
     if isinstance(spec, dict) and isinstance(spec.get("rayClusterConfig"), dict):
-        known = _cluster_model(spec["rayClusterConfig"])
+        known = validated_cluster(spec["rayClusterConfig"])
         if known is not None:
             view = {**obj, "spec": {**spec, "rayClusterConfig": known}}
             try:
@@ -139,25 +132,6 @@ def parse_rayservice(obj: Mapping[str, Any]) -> tuple[RayService | None, list[Fi
                 for error in errors
             ]
         return None, errors
-
-
-_CLUSTERS: Final[BytesMemo[RayClusterSpec]] = BytesMemo(max_chars=16 * 1024 * 1024, max_entries=256)
-
-
-def _cluster_model(cluster: dict[str, Any]) -> RayClusterSpec | None:
-    """The validated rayClusterConfig, memoized by its JSON; ``None`` if it is invalid."""
-    try:
-        key = orjson.dumps(cluster)
-    except orjson.JSONEncodeError:
-        return None
-    found = _CLUSTERS.get(key)
-    if found is None:
-        try:
-            found = RayClusterSpec.model_validate(cluster)
-        except ValidationError:
-            return None
-        _CLUSTERS.put(key, found)
-    return found
 
 
 def evaluate(

@@ -21,7 +21,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from rayservice.cluster_rules import ClusterFindings, cluster_findings, group_containers
+from rayservice.cluster_rules import group_containers
+from rayservice.clusters import ClusterFindings, cluster_findings
 from rayservice.contract import UPGRADE_TIMEOUT_SECONDS
 from rayservice.errors import FieldError, FieldWarning, Key, Path, Reason
 from rayservice.models import RayServiceSpec, RayServiceV1, RayServiceV1Alpha1

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from rayservice import evaluate
+from rayservice.clusters import validated_cluster
 from tests.builders import Obj, deployment, head_container, put, sample, with_serve, worker
 
 
@@ -551,3 +552,12 @@ def test_the_rules_kept_for_a_cluster_follow_the_annotations_they_read() -> None
     for obj, expected in ((with_ft, 1), (without, 0), (with_ft, 1)):
         errors = [e for e in errors_of(obj) if "ft-enabled" in e]
         assert len(errors) == expected
+
+
+def test_a_cluster_too_large_to_keep_is_checked_afresh_and_not_held() -> None:
+    obj = sample()
+    head_container(obj)["env"] = [{"name": f"V{i}", "value": "v" * 100} for i in range(40000)]
+    cluster = obj["spec"]["rayClusterConfig"]
+    assert validated_cluster(cluster) is not validated_cluster(cluster)
+    small = sample()["spec"]["rayClusterConfig"]
+    assert validated_cluster(small) is validated_cluster(small)
