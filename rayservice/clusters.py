@@ -30,9 +30,9 @@ from rayservice.shape import unknown_fields
 
 __all__ = ["ClusterFindings", "cluster_findings", "validated_cluster"]
 
-MAX_KEPT: Final = 64
+MAX_KEPT: Final = 32
 """Clusters kept: one per RayService in use, and a few versions."""
-MAX_KEPT_BYTES: Final = 16 * 1024 * 1024
+MAX_KEPT_BYTES: Final = 2 * 1024 * 1024
 """Bytes of cluster JSON kept in all; a cluster of more than a quarter of it is never kept."""
 
 

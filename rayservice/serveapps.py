@@ -55,7 +55,7 @@ class _AppCheck:
     warnings: tuple[FieldWarning, ...]
 
 
-_APPS: Final[TextMemo[_AppCheck]] = TextMemo(max_chars=8 * 1024 * 1024, max_entries=2048)
+_APPS: Final[TextMemo[_AppCheck]] = TextMemo(max_chars=2 * 1024 * 1024, max_entries=1024)
 """Checks by the canonical JSON of the application."""
 
 

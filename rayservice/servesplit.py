@@ -51,7 +51,7 @@ class SplitLoad:
         return dict(sorted({**self.top, "applications": apps}.items()))
 
 
-_PIECES: Final[TextMemo[str]] = TextMemo(max_chars=8 * 1024 * 1024, max_entries=4096)
+_PIECES: Final[TextMemo[str]] = TextMemo(max_chars=2 * 1024 * 1024, max_entries=2048)
 """Canonical JSON by piece of text (text only: no trees for the garbage collector)."""
 
 

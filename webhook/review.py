@@ -20,7 +20,7 @@ objects without the metadata the API server keeps (``resourceVersion``, ``manage
 ...). A re-apply, a retry, an apply after its dry run are answered from the memo with their own
 uid. ``mutate`` validates too, and when the object is valid it files the verdict on its own
 output, which is exactly what the validating admission of the same request reads. The memo is
-bounded (32 MiB of keys) and holds answers only, never objects.
+bounded (8 MiB of keys) and holds answers only, never objects.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ class _Verdict:
         return response
 
 
-_VERDICTS: Final[BytesMemo[_Verdict]] = BytesMemo(max_chars=32 * 1024 * 1024, max_entries=4096)
+_VERDICTS: Final[BytesMemo[_Verdict]] = BytesMemo(max_chars=8 * 1024 * 1024, max_entries=2048)
 """Verdicts by the content they read (``_content_key``), for both webhooks."""
 
 _READ_METADATA: Final = ("name", "generateName", "namespace", "labels", "annotations")
