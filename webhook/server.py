@@ -283,6 +283,8 @@ class _BodyAbortedError(Exception):
 
 async def _read(request: web.Request, seconds: float) -> bytes:
     """The whole body within ``seconds``; 413 past ``client_max_size`` (raised by aiohttp)."""
+    if request.content.is_eof():
+        return await request.read()  # it came with the headers: no deadline to arm
     try:
         async with asyncio.timeout(seconds):
             return await request.read()
