@@ -144,6 +144,8 @@ def _magnitude(
 
 def parse_quantity(value: object) -> float | None:
     """The quantity's value in base units, or ``None`` if it is not a valid quantity."""
+    if type(value) is int:  # the common case, without a Fraction
+        return float(value) if abs(value) <= MAX_QUANTITY else None
     try:
         return float(quantity_value(value))
     except QuantityError:
