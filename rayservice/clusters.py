@@ -3,9 +3,10 @@
 Most of a large RayService is its cluster, and most admissions of one RayService carry the same
 cluster (a serve-only change, a retry, the validating admission after the mutating one, the
 next UPDATE's ``oldObject``). So a cluster is validated into its model once per distinct JSON
-(``validated_cluster``), and the rules' findings on a kept model are kept beside it, for the
-few annotations the rules read (``cluster_findings``). Both are dropped together; a cluster too
-large to keep is validated and checked afresh every time, and nothing of it is held.
+(``validated_cluster``), from its second sighting on, and the rules' findings on a kept model
+are kept beside it, for the few annotations the rules read (``cluster_findings``). Both are
+dropped together; a cluster too large to keep is validated and checked afresh every time, and
+nothing of it is held.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def validated_cluster(cluster: dict[str, Any]) -> RayClusterSpec | None:
         model = RayClusterSpec.model_validate(cluster)
     except ValidationError:
         return None
-    if len(key) <= MAX_KEPT_BYTES // 4:
+    if len(key) <= MAX_KEPT_BYTES // 4 and _seen_before(key):
         kept = _Kept(model, len(key))
         _BY_JSON[key] = kept
         _BY_MODEL[id(model)] = kept
@@ -83,6 +84,23 @@ def validated_cluster(cluster: dict[str, Any]) -> RayClusterSpec | None:
             del _BY_MODEL[id(dropped.model)]
             _kept_bytes -= dropped.size
     return model
+
+
+def _seen_before(key: bytes) -> bool:
+    """True from a cluster's second sighting on. A model is kept only then: one that never
+    comes back (a cluster upgrade per UPDATE) would cost the garbage collector a full pass over
+    everything kept, every few admissions, for nothing."""
+    digest = hash(key)
+    if digest in _SEEN:
+        return True
+    _SEEN[digest] = None
+    if len(_SEEN) > _SEEN_KEPT:
+        _SEEN.popitem(last=False)
+    return False
+
+
+_SEEN: Final[OrderedDict[int, None]] = OrderedDict()
+_SEEN_KEPT: Final = 1024
 
 
 def cluster_findings(

@@ -554,10 +554,14 @@ def test_the_rules_kept_for_a_cluster_follow_the_annotations_they_read() -> None
         assert len(errors) == expected
 
 
-def test_a_cluster_too_large_to_keep_is_checked_afresh_and_not_held() -> None:
+def test_a_cluster_is_kept_from_its_second_sighting_unless_too_large() -> None:
     obj = sample()
     head_container(obj)["env"] = [{"name": f"V{i}", "value": "v" * 100} for i in range(40000)]
-    cluster = obj["spec"]["rayClusterConfig"]
-    assert validated_cluster(cluster) is not validated_cluster(cluster)
-    small = sample()["spec"]["rayClusterConfig"]
-    assert validated_cluster(small) is validated_cluster(small)
+    huge = obj["spec"]["rayClusterConfig"]
+    models = [validated_cluster(huge) for _ in range(3)]  # held, so no id is reused
+    assert models[0] is not models[1]
+    assert models[1] is not models[2]
+    once = put(sample(), "spec.rayClusterConfig.rayVersion", "2.77.7")["spec"]["rayClusterConfig"]
+    first, second, third = (validated_cluster(once) for _ in range(3))
+    assert first is not second
+    assert second is third
