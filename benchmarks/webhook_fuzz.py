@@ -26,6 +26,7 @@ import http.client
 import json
 import random
 import re
+import shutil
 import ssl
 import sys
 import tempfile
@@ -345,6 +346,7 @@ def run(count: int, seed: int, report: Callable[[str], None] = print) -> bool:
         metrics = server.health("/metrics")[1]
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
     internal = sum(
         float(value)
         for value in re.findall(r"^raysvc_admission_internal_errors_total\S* (\S+)$", metrics, re.M)

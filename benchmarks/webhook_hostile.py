@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -176,6 +177,7 @@ def main() -> None:
         large_reviews(server, args.large)
     finally:
         server.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
