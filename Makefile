@@ -21,7 +21,7 @@ run: $(STAMP)
 
 ## Everything CI runs: lint, types, import contracts, the whole test suite.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

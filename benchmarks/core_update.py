@@ -26,49 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rayservice import evaluate
-from tests.builders import sample
+from tests.builders import large_rayservice, sample
 
 Obj = dict[str, Any]
-
-
-def large() -> Obj:
-    """The sample grown to 50 worker groups and 100 applications (3 deployments each)."""
-    obj = sample()
-    base = obj["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
-    groups = []
-    for index in range(50):
-        group = copy.deepcopy(base)
-        group["groupName"] = f"group-{index}"
-        group["template"]["spec"]["containers"][0]["env"] = [
-            {"name": f"VAR_{i}", "value": str(i)} for i in range(5)
-        ]
-        groups.append(group)
-    obj["spec"]["rayClusterConfig"]["workerGroupSpecs"] = groups
-    apps = [
-        {
-            "name": f"app_{i}",
-            "import_path": f"module_{i}.app",
-            "route_prefix": f"/route-{i}",
-            "runtime_env": {"working_dir": "file:///tmp/raysvc/examples/test_dag.zip"},
-            "deployments": [
-                {
-                    "name": f"Deployment{j}",
-                    "num_replicas": 1,
-                    "user_config": {"price": j},
-                    "ray_actor_options": {"num_cpus": 0.1},
-                }
-                for j in range(3)
-            ],
-        }
-        for i in range(100)
-    ]
-    obj["spec"]["serveConfigV2"] = yaml.safe_dump({"applications": apps}, sort_keys=False)
-    return obj
 
 
 def per_call(func: Callable[[int], object], rounds: int) -> float:
@@ -149,7 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     scenarios("sample", sample(), args.rounds)
-    scenarios("large (50 groups, 100 apps)", large(), max(20, args.rounds // 4))
+    scenarios("large (50 groups, 100 apps)", large_rayservice(), max(20, args.rounds // 4))
     bombs()
 
 

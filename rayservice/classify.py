@@ -116,7 +116,7 @@ def _group_view(group: Any) -> Any:
     return view
 
 
-_CLUSTER_HASHES: Final[TextMemo[str]] = TextMemo(max_chars=8 * 1024 * 1024, max_entries=512)
+_CLUSTER_HASHES: Final[TextMemo[str]] = TextMemo(max_chars=2 * 1024 * 1024, max_entries=512)
 
 
 def cluster_hash(obj: Mapping[str, Any]) -> str | None:

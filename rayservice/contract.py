@@ -24,7 +24,9 @@ __all__ = [
 ANNOTATION_PREFIX: Final = "raysvc.io/"
 
 CHANGE: Final = "raysvc.io/change"
-"""The class of the last admitted change (a ``ChangeClass`` value); for people, events, warnings."""
+"""The class of the last admitted change to the spec (a ``ChangeClass`` value); for people,
+events, warnings. An UPDATE that changes nothing in the spec (class ``none``: a re-apply, a label
+edit) leaves it as it was, so the class of a change in flight is never lost."""
 
 CLUSTER_HASH: Final = "raysvc.io/cluster-hash"
 """Canonical hash of the defaulted ``spec.rayClusterConfig`` without the fields the autoscaler

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +34,7 @@ __all__ = [
     "Reason",
     "render_path",
     "render_value",
+    "short_repr",
 ]
 
 
@@ -85,15 +87,31 @@ _MAX_VALUE_CHARS: Final = 80
 def render_value(value: object) -> str:
     """Render a value as the API server does: strings quoted, numbers bare, objects as JSON.
 
-    Long values are cut to about 80 characters so one bad field cannot flood a message.
+    Long values are cut to about 80 characters so one bad field cannot flood a message; values
+    JSON cannot render, or nested too deep to render, are shown as a bounded ``repr``.
     """
+    if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:
+        value = value[:_MAX_VALUE_CHARS]
     try:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = short_repr(value)
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."
     return text
+
+
+_REPR: Final = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _MAX_VALUE_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def short_repr(value: object, limit: int = _MAX_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, in time and depth bounded by the
+    limit whatever the value (a string of megabytes, lists nested a thousand deep)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Reason(enum.Enum):

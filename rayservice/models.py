@@ -11,10 +11,13 @@ modelled as far as the rules read them (containers, ports, env, resources, resta
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from rayservice.quantity import MAX_QUANTITY, QuantityError, quantity_value
 
 __all__ = [
     "API_VERSIONS",
@@ -50,10 +53,37 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 
 
 def _quantity(value: object) -> object:
-    """Accept what Kubernetes accepts for a quantity: a string or a number, nothing else."""
+    """Accept what Kubernetes accepts for a resource quantity: a string or a number in
+    ``resource.Quantity``'s grammar and range, not negative (as the API server checks Pods)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("must be a quantity (a string such as 500m or 2Gi, or a number)")
+    if isinstance(value, str) and len(value) <= _REMEMBERED_LENGTH:
+        problem = _text_problem(value)
+    else:
+        problem = _problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
+
+
+_REMEMBERED_LENGTH: Final = 40
+
+
+def _problem(value: int | float | str) -> str | None:
+    """What is wrong with a quantity, or ``None``."""
+    if type(value) is int and 0 <= value <= MAX_QUANTITY:
+        return None  # the common case, without a Fraction
+    try:
+        amount = quantity_value(value)
+    except QuantityError as exc:
+        return str(exc)
+    return "must be greater than or equal to 0" if amount < 0 else None
+
+
+@functools.lru_cache(maxsize=2048)
+def _text_problem(value: str) -> str | None:
+    """``_problem`` of a short text, remembered: the same few quantities fill every pod."""
+    return _problem(value)
 
 
 Quantity = Annotated[int | float | str, BeforeValidator(_quantity)]

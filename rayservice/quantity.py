@@ -1,7 +1,19 @@
-"""Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``) as numbers, and their sums.
+"""Kubernetes resource quantities (``500m``, ``2Gi``, ``1e3``): checked, valued, formatted.
 
-Only what raysvc needs: parsing (exactly, then rounded to a float: totals are for messages such
-as "3 pods (3.5 CPU, 9Gi memory)") and formatting.
+The grammar is Kubernetes' ``resource.Quantity``::
+
+    <quantity>     ::= <sign>? <number> <suffix>
+    <number>       ::= <digits> | <digits> "." <digits>? | "." <digits>
+    <suffix>       ::= "" | n | u | m | k | M | G | T | P | E        (decimal SI)
+                     | Ki | Mi | Gi | Ti | Pi | Ei                   (binary SI)
+                     | ("e" | "E") <sign>? <digits>                  (decimal exponent)
+
+and so are the limits: a value is rounded up to a whole nano (``1e-12`` is ``1n``) and may not
+exceed 2^63-1 base units in magnitude. Kubernetes silently caps larger values; here they are
+an error, because a request of more than 9.2 quintillion cores or bytes is a typo.
+
+The value is never computed from the text as written: the exponent of ``1e999999999`` is
+compared before anything is multiplied, so every input costs time linear in its length.
 """
 
 from __future__ import annotations
@@ -11,53 +23,133 @@ import re
 from fractions import Fraction
 from typing import Final
 
-__all__ = ["format_cpu", "format_memory", "parse_quantity"]
+__all__ = [
+    "MAX_QUANTITY",
+    "QuantityError",
+    "format_cpu",
+    "format_memory",
+    "parse_quantity",
+    "quantity_value",
+]
 
-_SUFFIXES: Final = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
-}
-_QUANTITY: Final = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$"
+MAX_QUANTITY: Final = 2**63 - 1
+"""The largest magnitude Kubernetes keeps, in base units (cores, bytes)."""
+
+FORMAT_DETAIL: Final = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 )
+RANGE_DETAIL: Final = f"must be no more than {MAX_QUANTITY} in magnitude"
+
+_DECIMAL_SUFFIXES: Final = {
+    "": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18
+}  # fmt: skip
+_BINARY_SUFFIXES: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+_QUANTITY: Final = re.compile(
+    r"([+-]?)([0-9]*)(?:\.([0-9]*))?"
+    r"(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?"
+)
+_NANO: Final = 10**9
+_FRACTION_DIGITS: Final = 30
+"""Digits kept below the decimal point before rounding: a binary suffix (at most 2^60, about
+10^18) times a digit at 10^-28 still lands below a nano."""
+
+
+class QuantityError(ValueError):
+    """Not a quantity Kubernetes accepts; the message is the detail of a field error."""
+
+
+def quantity_value(value: object) -> Fraction:
+    """The exact value of a quantity (a string, or a JSON number), rounded up to a whole nano.
+
+    Raises ``QuantityError`` for text outside the grammar and for magnitudes above
+    ``MAX_QUANTITY``.
+    """
+    if isinstance(value, bool):
+        raise QuantityError(FORMAT_DETAIL)
+    if isinstance(value, int):
+        if abs(value) > MAX_QUANTITY:
+            raise QuantityError(RANGE_DETAIL)
+        return Fraction(value)
+    if isinstance(value, float):
+        value = repr(value)  # what the number looked like in JSON
+    if not isinstance(value, str):
+        raise QuantityError(FORMAT_DETAIL)
+    if len(value) <= _CACHED_LENGTH:
+        return _cached_text_value(value)
+    return _text_value(value)
+
+
+_CACHED_LENGTH: Final = 40
+"""Quantities repeat across containers and admissions; short texts are worth a cache entry."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_text_value(value: str) -> Fraction:
+    return _text_value(value)
+
+
+def _text_value(value: str) -> Fraction:
+    match = _QUANTITY.fullmatch(value)
+    if match is None:
+        raise QuantityError(FORMAT_DETAIL)
+    sign, whole, fraction, exponent, suffix = match.groups()
+    fraction = fraction or ""
+    if not whole and not fraction:
+        raise QuantityError(FORMAT_DETAIL)
+    if exponent is not None:
+        if len(exponent.lstrip("+-").lstrip("0")) > 12:
+            power10: int | None = None  # far beyond any bound: do not even convert it
+        else:
+            power10 = int(exponent)
+        power2 = 0
+    elif suffix in _BINARY_SUFFIXES:
+        power10, power2 = 0, _BINARY_SUFFIXES[suffix]
+    else:
+        power10, power2 = _DECIMAL_SUFFIXES[suffix or ""], 0
+    magnitude = _magnitude(whole, fraction, exponent, power10, power2)
+    return -magnitude if sign == "-" else magnitude
+
+
+def _magnitude(
+    whole: str, fraction: str, exponent: str | None, power10: int | None, power2: int
+) -> Fraction:
+    """|value| of ``whole.fraction * 10^power10 * 2^power2``, rounded up to a nano, bounded."""
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
+        return Fraction(0)
+    if power10 is None:  # an exponent of more than 12 digits
+        if exponent is not None and exponent.startswith("-"):
+            return Fraction(1, _NANO)  # a tiny positive amount rounds up to one nano
+        raise QuantityError(RANGE_DETAIL)
+    scale = power10 - len(fraction)  # the value is int(digits) * 10^scale * 2^power2
+    lead = scale + len(digits) - 1  # the leading digit's power of ten
+    if lead > 19:  # 10^19 > 2^63 already, and the binary factor only grows it
+        raise QuantityError(RANGE_DETAIL)
+    if lead < -29:  # below 10^-28 * 2^60: less than a nano, which rounds up to one
+        return Fraction(1, _NANO)
+    # Digits below 10^-_FRACTION_DIGITS cannot move the value by a nano; they only round up.
+    dropped = ""
+    if scale < -_FRACTION_DIGITS:
+        cut = len(digits) - (-_FRACTION_DIGITS - scale)
+        digits, dropped = digits[: max(cut, 0)], digits[max(cut, 0) :]
+        scale = -_FRACTION_DIGITS
+    amount = Fraction(int(digits or "0")) * Fraction(10) ** scale * 2**power2
+    nanos = -((-amount * _NANO) // 1)  # rounded up
+    if dropped.strip("0") and nanos == amount * _NANO:
+        nanos += 1
+    if nanos > MAX_QUANTITY * _NANO:
+        raise QuantityError(RANGE_DETAIL)
+    return Fraction(nanos, _NANO)
 
 
 def parse_quantity(value: object) -> float | None:
     """The quantity's value in base units, or ``None`` if it is not a valid quantity."""
-    if isinstance(value, bool):
+    if type(value) is int:  # the common case, without a Fraction
+        return float(value) if abs(value) <= MAX_QUANTITY else None
+    try:
+        return float(quantity_value(value))
+    except QuantityError:
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    exact = _parse_text(value)
-    return None if exact is None else float(exact)
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_text(text: str) -> Fraction | None:
-    match = _QUANTITY.match(text.strip())
-    if match is None:
-        return None
-    number, exponent, suffix = match.groups()
-    amount = Fraction(number)
-    if exponent:
-        return amount * Fraction(10) ** int(exponent[1:])
-    return amount * _SUFFIXES[suffix or ""]
 
 
 def format_cpu(cores: float) -> str:

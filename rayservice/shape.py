@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from rayservice.errors import NO_VALUE, FieldError, Key, Path, Reason
 
-__all__ = ["field_errors", "unknown_fields"]
+__all__ = ["field_errors", "unknown_fields", "walkable_fields"]
 
 _TYPE_DETAILS: Final = {
     "int_type": "must be an integer",
@@ -134,7 +134,7 @@ def unknown_fields(value: object, base: Path = ()) -> Iterator[tuple[Path, BaseM
         if getattr(type(value), "strict_fields", False):
             for key in value.model_extra or {}:
                 yield (*base, key), value
-        for name, alias in _walkable(type(value)):
+        for name, alias in walkable_fields(type(value)):
             child = getattr(value, name)
             if child is not None:
                 yield from unknown_fields(child, (*base, alias))
@@ -147,7 +147,7 @@ def unknown_fields(value: object, base: Path = ()) -> Iterator[tuple[Path, BaseM
 
 
 @functools.cache
-def _walkable(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+def walkable_fields(model: type[BaseModel]) -> tuple[tuple[str, str], ...]:
     """The fields of ``model`` whose type can hold a model with ``strict_fields``."""
     return tuple(
         (name, info.alias or name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -28,11 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="raysvc",
         description="Admission webhook and reconciler for KubeRay's RayService.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"raysvc {_version()}", help="print the version"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"raysvc.commands.{name}")
         module.register(subparsers)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("raysvc")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

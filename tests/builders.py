@@ -82,6 +82,41 @@ def with_serve(obj: Obj, change: Callable[[Obj], None]) -> Obj:
     return obj
 
 
+def large_rayservice() -> Obj:
+    """The sample grown to 50 worker groups and 100 applications (3 deployments each)."""
+    obj = sample()
+    base = obj["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    groups = []
+    for index in range(50):
+        group = copy.deepcopy(base)
+        group["groupName"] = f"group-{index}"
+        group["template"]["spec"]["containers"][0]["env"] = [
+            {"name": f"VAR_{i}", "value": str(i)} for i in range(5)
+        ]
+        groups.append(group)
+    obj["spec"]["rayClusterConfig"]["workerGroupSpecs"] = groups
+    apps = [
+        {
+            "name": f"app_{i}",
+            "import_path": f"module_{i}.app",
+            "route_prefix": f"/route-{i}",
+            "runtime_env": {"working_dir": "file:///tmp/raysvc/examples/test_dag.zip"},
+            "deployments": [
+                {
+                    "name": f"Deployment{j}",
+                    "num_replicas": 1,
+                    "user_config": {"price": j},
+                    "ray_actor_options": {"num_cpus": 0.1},
+                }
+                for j in range(3)
+            ],
+        }
+        for i in range(100)
+    ]
+    obj["spec"]["serveConfigV2"] = yaml.safe_dump({"applications": apps}, sort_keys=False)
+    return obj
+
+
 def worker(obj: Obj, index: int = 0) -> Obj:
     """Worker group ``index`` of ``obj``."""
     group: Obj = obj["spec"]["rayClusterConfig"]["workerGroupSpecs"][index]

@@ -14,17 +14,27 @@ denies (validation is ``validate``'s job) and returns no warnings, so ``kubectl`
 warning once. ``validate`` denies invalid objects and objects whose ``raysvc.io/`` annotations do
 not match their spec, and warns what the change will do. Both are free of side effects, so a
 ``--dry-run=server`` apply gets the same answer as a real one.
+
+**Verdicts are memoized by the content they read**: the webhook, the operation, and both
+objects without the metadata the API server keeps (``resourceVersion``, ``managedFields``,
+...). A re-apply, a retry, an apply after its dry run are answered from the memo with their own
+uid. ``mutate`` validates too, and when the object is valid it files the verdict on its own
+output, which is exactly what the validating admission of the same request reads. The memo is
+bounded (8 MiB of keys) and holds answers only, never objects.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
 
 from rayservice import Evaluation, NotARayServiceError, evaluate
+from rayservice.errors import short_repr
 from rayservice.explain import MAX_SENTENCE
+from rayservice.memo import BytesMemo
 
 __all__ = [
     "ADMISSION_API_VERSION",
@@ -36,6 +46,7 @@ __all__ = [
     "bad_review_response",
     "decode_review",
     "denial_message",
+    "forget",
     "mutate",
     "review_response",
     "validate",
@@ -133,7 +144,7 @@ def decode_review(body: bytes) -> AdmissionRequest:
     if review.get("kind") != "AdmissionReview" or review.get("apiVersion") != ADMISSION_API_VERSION:
         raise BadReviewError(
             f"expected kind AdmissionReview in {ADMISSION_API_VERSION}, got kind "
-            f"{review.get('kind')!r} in {review.get('apiVersion')!r}",
+            f"{short_repr(review.get('kind'))} in {short_repr(review.get('apiVersion'))}",
             uid,
         )
     if not isinstance(request, dict):
@@ -142,14 +153,16 @@ def decode_review(body: bytes) -> AdmissionRequest:
         raise BadReviewError("the AdmissionReview request has no uid")
     operation = request.get("operation")
     if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
-        raise BadReviewError(f"unsupported operation {operation!r}", uid)
+        raise BadReviewError(f"unsupported operation {short_repr(operation)}", uid)
     kind = request.get("kind")
     if (
         not isinstance(kind, dict)
         or kind.get("group") != "ray.io"
         or kind.get("kind") != "RayService"
     ):
-        raise BadReviewError(f"this webhook admits ray.io RayService objects, not {kind!r}", uid)
+        raise BadReviewError(
+            f"this webhook admits ray.io RayService objects, not {short_repr(kind)}", uid
+        )
     if operation in ("CREATE", "UPDATE") and not isinstance(request.get("object"), dict):
         raise BadReviewError(f"a {operation} request needs an object", uid)
     if operation == "UPDATE" and not isinstance(request.get("oldObject"), dict):
@@ -161,18 +174,23 @@ def _evaluate(request: AdmissionRequest, *, verify: bool) -> Evaluation:
     obj = request.get("object") or {}
     old = request.get("oldObject") if request["operation"] == "UPDATE" else None
     try:
-        return evaluate(obj, old, verify_annotations=verify, check=verify)
+        return evaluate(obj, old, verify_annotations=verify)
     except NotARayServiceError as exc:
         raise BadReviewError(str(exc), request["uid"]) from exc
 
 
-def _decision(request: AdmissionRequest, result: Evaluation | None, allowed: bool) -> Decision:
+def _text(value: object) -> str:
+    """A request field for logs: a string as it is, anything else as nothing."""
+    return value if isinstance(value, str) else ""
+
+
+def _decision(request: AdmissionRequest, verdict: _Verdict | None) -> Decision:
     return Decision(
         operation=request["operation"],
-        verdict="allowed" if allowed else "denied",
-        change=result.change.kind.value if result is not None else "",
-        name=(result.name if result is not None else request.get("name", "")) or "",
-        namespace=request.get("namespace", "") or "",
+        verdict="allowed" if verdict is None or verdict.allowed else "denied",
+        change=verdict.change if verdict is not None else "",
+        name=verdict.name if verdict is not None else _text(request.get("name")),
+        namespace=_text(request.get("namespace")),
     )
 
 
@@ -182,27 +200,79 @@ def _passes_through(request: AdmissionRequest) -> bool:
     return request["operation"] not in ("CREATE", "UPDATE") or bool(request.get("subResource"))
 
 
-def mutate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
-    """Default the RayService and write the contract's annotations; always allowed."""
-    if _passes_through(request):
-        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None, True)
-    result = _evaluate(request, verify=False)
-    response = AdmissionResponse(uid=request["uid"], allowed=True)
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """An answer without its uid: what the same content gets again. Treat it as read-only."""
+
+    allowed: bool
+    change: str
+    name: str
+    status: Status | None = None
+    patch: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def response(self, uid: str) -> AdmissionResponse:
+        response = AdmissionResponse(uid=uid, allowed=self.allowed)
+        if self.status is not None:
+            response["status"] = self.status
+        if self.patch is not None:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = self.patch
+        if self.warnings:
+            response["warnings"] = list(self.warnings)
+        return response
+
+
+_VERDICTS: Final[BytesMemo[_Verdict]] = BytesMemo(max_chars=8 * 1024 * 1024, max_entries=2048)
+"""Verdicts by the content they read (``_content_key``), for both webhooks."""
+
+_READ_METADATA: Final = ("name", "generateName", "namespace", "labels", "annotations")
+
+
+def _read_content(obj: object) -> object:
+    """What a decision reads of an object: everything but the metadata the API server keeps
+    (resourceVersion, generation, managedFields, ...), which it may change between the mutating
+    and the validating admission of one request."""
+    if not isinstance(obj, dict):
+        return obj
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return obj
+    view = dict(obj)
+    view["metadata"] = {key: metadata[key] for key in _READ_METADATA if key in metadata}
+    return view
+
+
+def _content_key(webhook: str, operation: str, obj: object, old: object) -> bytes | None:
+    """The memo key of a decision: the webhook, the operation and what it reads of both objects
+    (keys sorted, as the API server sends them). ``None`` for content orjson cannot serialize
+    (nested too deep): that is decided without the memo."""
+    try:
+        return orjson.dumps(
+            [webhook, operation, _read_content(obj), _read_content(old)],
+            option=orjson.OPT_SORT_KEYS,
+        )
+    except orjson.JSONEncodeError:
+        return None
+
+
+def _key(webhook: str, request: AdmissionRequest) -> bytes | None:
+    operation = request["operation"]
+    old = request.get("oldObject") if operation == "UPDATE" else None
+    return _content_key(webhook, operation, request.get("object"), old)
+
+
+def _mutate_verdict(result: Evaluation) -> _Verdict:
+    patch = None
     if result.patch:
-        patch = orjson.dumps(result.patch_json())
-        response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(patch).decode("ascii")
-    return response, _decision(request, result, True)
+        patch = base64.b64encode(orjson.dumps(result.patch_json())).decode("ascii")
+    return _Verdict(True, result.change.kind.value, result.name, patch=patch)
 
 
-def validate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
-    """Allow or deny the RayService; warn what the change will do."""
-    if _passes_through(request):
-        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None, True)
-    result = _evaluate(request, verify=True)
-    response = AdmissionResponse(uid=request["uid"], allowed=result.allowed)
+def _validate_verdict(result: Evaluation) -> _Verdict:
+    status = None
     if not result.allowed:
-        response["status"] = Status(
+        status = Status(
             code=422,
             reason="Invalid",
             message=denial_message(result),
@@ -219,9 +289,54 @@ def validate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
     warnings = [_fit(str(w)) for w in result.warnings]
     if result.allowed:
         warnings.extend(_fit(sentence) for sentence in result.consequences)
-    if warnings:
-        response["warnings"] = warnings[:MAX_WARNINGS]
-    return response, _decision(request, result, result.allowed)
+    return _Verdict(
+        result.allowed,
+        result.change.kind.value,
+        result.name,
+        status=status,
+        warnings=tuple(warnings[:MAX_WARNINGS]),
+    )
+
+
+def forget() -> None:
+    """Empty the verdict memo (to measure or test decisions made afresh)."""
+    _VERDICTS.clear()
+
+
+def mutate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
+    """Default the RayService and write the contract's annotations; always allowed.
+
+    The object is validated here as well: when it is valid, the verdict on what this patch
+    makes of it is known already, and is kept for the validating admission that follows.
+    """
+    if _passes_through(request):
+        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None)
+    key = _key("mutate", request)
+    verdict = _VERDICTS.get(key) if key is not None else None
+    if verdict is None:
+        result = _evaluate(request, verify=False)
+        verdict = _mutate_verdict(result)
+        if key is not None:
+            _VERDICTS.put(key, verdict)
+            if result.allowed:
+                old = request.get("oldObject") if request["operation"] == "UPDATE" else None
+                seed = _content_key("validate", request["operation"], result.mutated, old)
+                if seed is not None and _VERDICTS.get(seed) is None:
+                    _VERDICTS.put(seed, _validate_verdict(result))
+    return verdict.response(request["uid"]), _decision(request, verdict)
+
+
+def validate(request: AdmissionRequest) -> tuple[AdmissionResponse, Decision]:
+    """Allow or deny the RayService; warn what the change will do."""
+    if _passes_through(request):
+        return AdmissionResponse(uid=request["uid"], allowed=True), _decision(request, None)
+    key = _key("validate", request)
+    verdict = _VERDICTS.get(key) if key is not None else None
+    if verdict is None:
+        verdict = _validate_verdict(_evaluate(request, verify=True))
+        if key is not None:
+            _VERDICTS.put(key, verdict)
+    return verdict.response(request["uid"]), _decision(request, verdict)
 
 
 def denial_message(result: Evaluation) -> str:

@@ -12,20 +12,68 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from rayservice import Evaluation, evaluate
+from rayservice import Evaluation, FieldError, FieldWarning, evaluate
+from rayservice.errors import render_path, short_repr
 from rayservice.yamldoc import NotJsonError, YamlError, load_json_documents
 from raysvc.cli import EXIT_DENIED, EXIT_OK, EXIT_USAGE
 
-__all__ = ["InputError", "load_rayservices", "register", "render_json", "render_text", "run"]
+__all__ = [
+    "Checked",
+    "InputError",
+    "load_documents",
+    "register",
+    "render_json",
+    "render_text",
+    "run",
+]
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024
+API_VERSIONS = ("ray.io/v1", "ray.io/v1alpha1")
 
 
 class InputError(Exception):
     """Input that cannot be checked: unreadable, not YAML, no RayService. Exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A RayService read from a file, and where: its document number (from 1)."""
+
+    number: int
+    obj: Mapping[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(namespace, name)``, the namespace defaulting as kubectl defaults it."""
+        meta = self.obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        return (
+            namespace if isinstance(namespace, str) and namespace else "default",
+            name if isinstance(name, str) else "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The verdict on one document, with what only the file as a whole shows."""
+
+    document: int
+    result: Evaluation
+    notes: tuple[FieldWarning, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """The RayService's name, or which document it is when it has none."""
+        return self.result.name or f"document {self.document} (no name)"
+
+    @property
+    def warnings(self) -> tuple[FieldWarning, ...]:
+        return (*self.notes, *self.result.warnings)
 
 
 def register(subparsers: Any) -> None:
@@ -43,55 +91,102 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--old",
         metavar="OLD.yaml",
-        help="the current version to classify the change from (without it: create)",
+        help="the current version to classify the change from ('-' for stdin; default: none, "
+        "every RayService is a create)",
     )
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="output format (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check ``args.new`` (against ``args.old``) and print the verdicts."""
+    if args.new == "-" and args.old == "-":
+        print("raysvc check: NEW.yaml and --old cannot both be stdin ('-')", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        new = load_rayservices(args.new, required=True)
-        old = {_key(obj): obj for obj in load_rayservices(args.old)} if args.old else {}
+        new = load_documents(args.new, required=True)
+        old = _by_key(load_documents(args.old)) if args.old else {}
     except InputError as exc:
         print(f"raysvc check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    # load_rayservices keeps RayService documents only, so evaluate cannot refuse one.
-    results = [evaluate(obj, old.get(_key(obj))) for obj in new]
+    # load_documents keeps RayService documents only, so evaluate cannot refuse one.
+    checked = [
+        Checked(doc.number, evaluate(doc.obj, old.get(doc.key)), _duplicates(doc, new))
+        for doc in new
+    ]
     if args.output == "json":
-        render_json(results, sys.stdout)
+        render_json(checked, sys.stdout)
     else:
-        render_text(results, sys.stdout)
-    return EXIT_OK if all(result.allowed for result in results) else EXIT_DENIED
+        render_text(checked, sys.stdout)
+    return EXIT_OK if all(item.result.allowed for item in checked) else EXIT_DENIED
 
 
-def load_rayservices(source: str | None, *, required: bool = False) -> list[Mapping[str, Any]]:
-    """Every RayService document of a YAML file (``kind: List`` items included).
+def _by_key(docs: Sequence[Document]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """The old side by namespace/name; of duplicates the last wins, as with kubectl apply."""
+    return {doc.key: doc.obj for doc in docs}
+
+
+def _duplicates(doc: Document, docs: Sequence[Document]) -> tuple[FieldWarning, ...]:
+    others = [other.number for other in docs if other.key == doc.key and other is not doc]
+    if not others or not doc.key[1]:
+        return ()
+    namespace, name = doc.key
+    listed = ", ".join(str(number) for number in others)
+    return (
+        FieldWarning(
+            (),
+            f"{namespace}/{name} is also in document {listed}: "
+            "applying the file keeps only the last",
+        ),
+    )
+
+
+def load_documents(source: str | None, *, required: bool = False) -> list[Document]:
+    """Every RayService document of a YAML file (``kind: List`` items included), numbered.
 
     Other kinds are skipped; a RayService of an unsupported apiVersion, unreadable input, bad
-    YAML, or (when ``required``) no RayService at all raise ``InputError``.
+    YAML, or (when ``required``) no RayService at all raise ``InputError``, naming the
+    document and the field.
     """
     if source is None:
         return []
     label = "stdin" if source == "-" else source
     text = _read(source, label)
-    found: list[Mapping[str, Any]] = []
-    try:
-        for index, doc in enumerate(_expand(load_json_documents(text)), start=1):
-            if not isinstance(doc, Mapping) or doc.get("kind") != "RayService":
+    found: list[Document] = []
+    number = 0
+    documents = load_json_documents(text)
+    while True:
+        number += 1
+        try:
+            data = next(documents)
+        except StopIteration:
+            break
+        except YamlError as exc:
+            raise InputError(f"{label}: {exc}") from exc
+        except NotJsonError as exc:
+            where = f"{render_path(exc.path)}: " if exc.path else ""
+            problem = FieldError(exc.path, exc.reason, exc.value, exc.detail).message
+            raise InputError(f"{label}: document {number}: {where}{problem}") from exc
+        for obj in _expand(data):
+            if not isinstance(obj, Mapping) or obj.get("kind") != "RayService":
                 continue
-            api_version = doc.get("apiVersion")
-            if api_version not in ("ray.io/v1", "ray.io/v1alpha1"):
+            api_version = obj.get("apiVersion")
+            if api_version is None:
                 raise InputError(
-                    f"{label}: document {index}: RayService apiVersion {api_version!r} is not "
-                    "supported (ray.io/v1, ray.io/v1alpha1)"
+                    f"{label}: document {number}: RayService has no apiVersion "
+                    f"({' or '.join(API_VERSIONS)})"
                 )
-            found.append(doc)
-    except YamlError as exc:
-        raise InputError(f"{label}: {exc}") from exc
-    except NotJsonError as exc:
-        raise InputError(f"{label}: {exc.detail}") from exc
+            if api_version not in API_VERSIONS:
+                raise InputError(
+                    f"{label}: document {number}: RayService apiVersion "
+                    f"{short_repr(api_version)} is not supported ({', '.join(API_VERSIONS)})"
+                )
+            found.append(Document(number, obj))
     if required and not found:
         raise InputError(f"{label}: no RayService document found")
     return found
@@ -114,33 +209,29 @@ def _read(source: str, label: str) -> str:
         raise InputError(f"{label}: not UTF-8 text") from exc
 
 
-def _expand(docs: Iterator[object]) -> Iterator[object]:
-    for doc in docs:
-        if (
-            isinstance(doc, Mapping)
-            and doc.get("kind") == "List"
-            and isinstance(doc.get("items"), list)
-        ):
-            yield from doc["items"]
-        elif doc is not None:
-            yield doc
+def _expand(doc: object) -> Iterator[object]:
+    """A document, or the items of a ``kind: List``."""
+    if (
+        isinstance(doc, Mapping)
+        and doc.get("kind") == "List"
+        and isinstance(doc.get("items"), list)
+    ):
+        yield from doc["items"]
+    elif doc is not None:
+        yield doc
 
 
-def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
-
-
-def as_json(result: Evaluation) -> dict[str, Any]:
+def as_json(item: Checked) -> dict[str, Any]:
     """The public JSON form of one verdict (see the README)."""
+    result = item.result
     return {
+        "document": item.document,
         "name": result.name,
         "namespace": result.namespace,
         "apiVersion": result.api_version,
         "allowed": result.allowed,
         "errors": [{"field": e.field, "message": e.message} for e in result.errors],
-        "warnings": [{"field": w.field, "message": w.message} for w in result.warnings],
+        "warnings": [{"field": w.field, "message": w.message} for w in item.warnings],
         "change": result.change.kind.value,
         "summary": result.summary,
         "consequences": list(result.consequences),
@@ -149,21 +240,22 @@ def as_json(result: Evaluation) -> dict[str, Any]:
     }
 
 
-def render_json(results: Sequence[Evaluation], out: TextIO) -> None:
+def render_json(checked: Sequence[Checked], out: TextIO) -> None:
     """Print a JSON array, one object per RayService."""
-    json.dump([as_json(result) for result in results], out, indent=2)
+    json.dump([as_json(item) for item in checked], out, indent=2)
     out.write("\n")
 
 
-def render_text(results: Sequence[Evaluation], out: TextIO) -> None:
+def render_text(checked: Sequence[Checked], out: TextIO) -> None:
     """Print one line per RayService saying what happens, then its errors and warnings."""
-    for result in results:
+    for item in checked:
+        result = item.result
         if result.allowed:
-            out.write(f"{result.name}: allowed, {result.change.kind.value}: {result.summary}\n")
+            out.write(f"{item.label}: allowed, {result.change.kind.value}: {result.summary}\n")
         else:
             count = len(result.errors)
-            out.write(f"{result.name}: denied, {count} error{'s' if count > 1 else ''}\n")
+            out.write(f"{item.label}: denied, {count} error{'s' if count > 1 else ''}\n")
         for error in result.errors:
             out.write(f"  error: {error}\n")
-        for warning in result.warnings:
+        for warning in item.warnings:
             out.write(f"  warning: {warning}\n")

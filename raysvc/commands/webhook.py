@@ -15,6 +15,7 @@ import ipaddress
 import os
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from raysvc.cli import EXIT_DENIED, EXIT_OK, EXIT_USAGE
@@ -32,45 +33,123 @@ def register(subparsers: Any) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--cert-dir", metavar="DIR", help="read tls.crt, tls.key, ca.crt from DIR; reload on change"
+        "--cert-dir",
+        metavar="DIR",
+        help="read tls.crt, tls.key, ca.crt from DIR; reload on change (required, or "
+        "--cert-secret)",
     )
     source.add_argument(
         "--cert-secret",
         metavar="NAMESPACE/NAME",
-        help="keep self-issued certificates in this Secret (shared by all replicas)",
+        help="keep self-issued certificates in this Secret, shared by all replicas (required, "
+        "or --cert-dir)",
     )
-    parser.add_argument("--host", default="0.0.0.0", help="admission address (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=9443, help="admission port (default 9443)")
-    parser.add_argument("--health-host", default="0.0.0.0", help="health address")
-    parser.add_argument("--health-port", type=int, default=8081, help="health port (default 8081)")
+    parser.add_argument(
+        "--host", default="0.0.0.0", help="admission address (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=9443, help="admission port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--health-host", default="0.0.0.0", help="health address (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--health-port", type=int, default=8081, help="health port (default: %(default)s)"
+    )
     parser.add_argument(
         "--webhook-config",
         metavar="NAME",
         action="append",
         default=[],
         help="with --cert-secret: Mutating/ValidatingWebhookConfiguration whose caBundle to set "
-        "(repeatable)",
+        "(repeatable; default: none)",
     )
-    parser.add_argument("--service", default="raysvc-webhook", help="the webhook's Service name")
     parser.add_argument(
-        "--namespace", help="the webhook's namespace (default: the Secret's, or $POD_NAMESPACE)"
+        "--service",
+        default="raysvc-webhook",
+        help="the webhook's Service name, for the certificate (default: %(default)s)",
     )
-    parser.add_argument("--dns-name", action="append", default=[], help="extra certificate name")
-    parser.add_argument("--ip", action="append", default=[], help="extra certificate IP address")
-    parser.add_argument("--kubeconfig", help="kubeconfig for --cert-secret (default: in-cluster)")
+    parser.add_argument(
+        "--namespace",
+        help="the webhook's namespace, for the certificate (default: $POD_NAMESPACE, "
+        "else the Secret's)",
+    )
+    parser.add_argument(
+        "--dns-name",
+        action="append",
+        default=[],
+        help="extra certificate DNS name (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--ip",
+        action="append",
+        default=[],
+        help="extra certificate IP address (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig for --cert-secret (default: $KUBECONFIG, else the in-cluster account)",
+    )
     parser.add_argument(
         "--cert-poll-seconds",
         type=float,
-        help="certificate re-check interval (default: 10 s for --cert-dir, 60 s for --cert-secret)",
+        help="certificate re-check interval (default: 10 for --cert-dir, 60 for --cert-secret)",
     )
     parser.add_argument(
         "--drain-seconds",
         type=float,
         default=0.0,
-        help="after SIGTERM, keep answering (with Connection: close) this long before closing",
+        help="after SIGTERM, keep answering (with Connection: close) this long before closing "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    limits = ConnectionDefaults()
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=limits.max_connections,
+        help="HTTPS connections open at once; at the cap the idlest is closed or new ones wait "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=limits.header_timeout,
+        metavar="SECONDS",
+        help="to receive a request's headers, from the connection's start or the request's "
+        "first byte (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=limits.body_timeout,
+        metavar="SECONDS",
+        help="to receive a request's body (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=limits.idle_timeout,
+        metavar="SECONDS",
+        help="an idle keep-alive connection is closed after this; keep it above the API "
+        "server's 90 s (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning"),
+        help="log verbosity (default: %(default)s)",
+    )
     parser.set_defaults(handler=run)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionDefaults:
+    """The defaults of ``webhook.server`` the flags show, without importing aiohttp for help."""
+
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    idle_timeout: float = 120.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    # Large reviews are decided in a worker thread; a short switch interval lets the event loop
+    # (small reviews, connections) take the interpreter back within a millisecond.
+    sys.setswitchinterval(0.001)
     try:
         asyncio.run(_serve(args))
     except CertError as exc:
@@ -105,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    from webhook.server import WebhookSettings, serve
+    from webhook.connections import ConnectionLimits
+    from webhook.server import WebhookSettings, bind_sockets, serve
 
     settings = WebhookSettings(
         host=args.host,
@@ -113,9 +196,20 @@ async def _serve(args: argparse.Namespace) -> None:
         health_host=args.health_host,
         health_port=args.health_port,
         drain_seconds=args.drain_seconds,
+        body_timeout=args.body_timeout,
+        connections=ConnectionLimits(
+            max_connections=args.max_connections,
+            header_timeout=args.header_timeout,
+            idle_timeout=args.idle_timeout,
+        ),
     )
-    async with _tls(args) as ssl_context:
-        await serve(settings, ssl_context)
+    # Bind first: a webhook that cannot listen must not create the Secret or patch caBundles.
+    sockets = bind_sockets(settings)
+    try:
+        async with _tls(args) as ssl_context:
+            await serve(settings, ssl_context, sockets=sockets)
+    finally:
+        sockets.close()
 
 
 @contextlib.asynccontextmanager

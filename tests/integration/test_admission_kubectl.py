@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -308,3 +309,71 @@ def test_v1alpha1_objects_are_admitted_with_a_deprecation_warning(cluster: Clust
 def test_delete_removes_the_rayservice(cluster: Cluster) -> None:
     cluster.kubectl("delete", "rayservice", "rayservice-ssa", "--wait=true", "--timeout=30s")
     assert cluster.kubectl("get", "rayservice", "rayservice-ssa", check=False).code == 1
+
+
+@pytest.mark.parametrize("how", ["apply --server-side", "replace"])
+def test_re_applying_an_unchanged_manifest_is_a_no_op_that_keeps_the_last_change(
+    cluster: Cluster, how: str
+) -> None:
+    name = f"rayservice-{how.split()[0]}-again"
+    obj = put(sample(), "metadata.name", name)
+    cluster.apply(obj, "--server-side")
+    upgraded = put(copy.deepcopy(obj), "spec.rayClusterConfig.rayVersion", "2.53.0")
+    cluster.apply(upgraded, "--server-side")
+    before = cluster.get(name)
+    assert before["metadata"]["annotations"]["raysvc.io/change"] == "cluster-upgrade"
+    cluster.kubectl(*how.split(), "-f", "-", stdin=yaml.safe_dump(upgraded))
+    after = cluster.get(name)
+    assert after["metadata"]["annotations"]["raysvc.io/change"] == "cluster-upgrade"
+    assert without_write_stamps(after) == without_write_stamps(before)
+    if stamps(after) == stamps(before):  # localkube re-stamps managedFields on a new second
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def stamps(obj: Obj) -> list[str]:
+    return [entry.get("time", "") for entry in obj["metadata"].get("managedFields", [])]
+
+
+def without_write_stamps(obj: Obj) -> Obj:
+    """``obj`` without what any write changes: resourceVersion and managedFields' times."""
+    out = copy.deepcopy(obj)
+    out["metadata"].pop("resourceVersion", None)
+    for entry in out["metadata"].get("managedFields", []):
+        entry.pop("time", None)
+    return out
+
+
+@pytest.mark.parametrize("taken", ["--port", "--health-port"])
+def test_a_webhook_that_cannot_bind_leaves_the_cluster_untouched(
+    cluster: Cluster, taken: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        ports = {"--port": "0", "--health-port": "0", taken: str(holder.getsockname()[1])}
+        done = subprocess.run(
+            [
+                RAYSVC,
+                "webhook",
+                "--cert-secret",
+                "raysvc-system/never-created",
+                "--webhook-config",
+                "raysvc",
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--host",
+                "127.0.0.1",
+                "--health-host",
+                "127.0.0.1",
+                *(item for pair in ports.items() for item in pair),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "address already in use" in done.stderr.splitlines()[-1]
+    missing = cluster.kubectl("get", "secret", "never-created", "-n", "raysvc-system", check=False)
+    assert missing.code != 0
+    assert "NotFound" in missing.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from rayservice import ChangeClass
-from raysvc.cli import main
+from raysvc.cli import build_parser, main
 from tests.builders import SAMPLE_PATH, Obj, put, sample, worker
 from tests.seed_cases import SEED_CASES
 
@@ -153,9 +154,38 @@ def test_v1alpha1_documents_are_checked(tmp_path: Path, capsys: pytest.CaptureFi
             "raysvc check: {path}: document 1: RayService apiVersion 'ray.io/v2' is not supported",
         ),
         (b"\xff\xfe", "raysvc check: {path}: not UTF-8 text"),
-        ("x: .nan\n", "raysvc check: {path}: must be a finite number"),
+        (
+            "kind: RayService\napiVersion: ray.io/v1\nspec: {a: [1, .nan]}\n",
+            'raysvc check: {path}: document 1: spec.a[1]: Invalid value: "nan": must be a '
+            "finite number",
+        ),
+        (
+            "1" + "0" * 5000 + "\n",
+            'raysvc check: {path}: document 1: Invalid value: "' + "1" + "0" * 75 + "...: must "
+            "be an integer between -9223372036854775808 and 18446744073709551615",
+        ),
+        (
+            "---\nkind: ConfigMap\n---\na: &x [*x]\n",
+            "raysvc check: {path}: document 2: a[0]: Forbidden: a YAML alias may not refer to a "
+            "node that contains it",
+        ),
+        (
+            "kind: RayService\nmetadata: {name: x}\n",
+            "raysvc check: {path}: document 1: RayService has no apiVersion (ray.io/v1 or "
+            "ray.io/v1alpha1)",
+        ),
     ],
-    ids=["missing", "not-yaml", "no-rayservice", "bad-version", "binary", "nan"],
+    ids=[
+        "missing",
+        "not-yaml",
+        "no-rayservice",
+        "bad-version",
+        "binary",
+        "nan",
+        "big-integer",
+        "recursive-alias",
+        "no-api-version",
+    ],
 )
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, message: str
@@ -202,3 +232,81 @@ def test_a_yaml_bomb_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text("\n".join(lines) + "\n")
     assert main(["check", str(path)]) == 2
     assert "YAML aliases expand to more than" in capsys.readouterr().err
+
+
+def test_a_huge_quantity_exponent_is_denied_without_hanging(tmp_path: Path) -> None:
+    bad = sample()
+    worker(bad)["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "1e999999999"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("raysvc")), "check", write(tmp_path / "q.yaml", bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert done.returncode == 1, done.stderr
+    assert (
+        'resources.requests[cpu]: Invalid value: "1e999999999": must be no more than '
+        "9223372036854775807 in magnitude" in done.stdout
+    )
+
+
+def test_a_quantity_out_of_range_is_a_denial_in_the_json_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = sample()
+    worker(bad)["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "1e400"
+    code, results = check_json(capsys, write(tmp_path / "q.yaml", bad))
+    assert code == 1
+    assert results[0]["errors"][0]["message"] == (
+        'Invalid value: "1e400": must be no more than 9223372036854775807 in magnitude'
+    )
+
+
+def test_stdin_cannot_be_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-", "--old", "-"]) == 2
+    assert capsys.readouterr().err == (
+        "raysvc check: NEW.yaml and --old cannot both be stdin ('-')\n"
+    )
+
+
+def test_the_same_rayservice_twice_in_a_file_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = put(sample(), "metadata.name", "other")
+    code, results = check_json(capsys, write(tmp_path / "twice.yaml", sample(), other, sample()))
+    assert code == 0
+    assert [r["document"] for r in results] == [1, 2, 3]
+    assert results[0]["warnings"][0] == {
+        "field": "",
+        "message": "default/rayservice-sample is also in document 3: applying the file keeps "
+        "only the last",
+    }
+    assert results[1]["warnings"] == []
+
+
+def test_a_nameless_rayservice_is_named_by_its_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nameless = sample()
+    del nameless["metadata"]["name"]
+    code = main(["check", write(tmp_path / "nameless.yaml", sample(), nameless)])
+    assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "document 2 (no name): denied, 1 error" in lines
+
+
+def test_version_and_every_flag_has_help_with_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("raysvc 0.")
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("check", "webhook"):
+        for action in commands.choices[name]._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings[0]} has no help"
+            shown = "default" in action.help or "required" in action.help
+            assert shown, f"{name} {action.option_strings[0]}: no default"

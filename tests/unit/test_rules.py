@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pytest
 
 from rayservice import evaluate
+from rayservice.clusters import validated_cluster
 from tests.builders import Obj, deployment, head_container, put, sample, with_serve, worker
 
 
@@ -390,7 +392,7 @@ ERROR_CASES: list[tuple[str, Callable[[Obj], object], str]] = [
     (
         "an infinite number",
         lambda o: put(o, "spec.serveConfigV2", "applications: []\ntarget_capacity: .inf\n"),
-        'spec.serveConfigV2[target_capacity]: Invalid value: "inf": must be a finite number',
+        'spec.serveConfigV2.target_capacity: Invalid value: "inf": must be a finite number',
     ),
 ]
 
@@ -541,3 +543,25 @@ def test_warnings_fit_in_a_kubectl_warning_line() -> None:
     obj["spec"]["rayClusterConfig"]["rayVersion"] = "2.100.0"
     for warning in evaluate(obj).warnings:
         assert len(str(warning)) <= 120, str(warning)
+
+
+def test_the_rules_kept_for_a_cluster_follow_the_annotations_they_read() -> None:
+    with_ft = put(sample(), "metadata.annotations", {"ray.io/ft-enabled": "true"})
+    put(with_ft, "spec.rayClusterConfig.gcsFaultToleranceOptions", {"redisAddress": "r:6379"})
+    without = put(copy.deepcopy(with_ft), "metadata.annotations", {})
+    for obj, expected in ((with_ft, 1), (without, 0), (with_ft, 1)):
+        errors = [e for e in errors_of(obj) if "ft-enabled" in e]
+        assert len(errors) == expected
+
+
+def test_a_cluster_is_kept_from_its_second_sighting_unless_too_large() -> None:
+    obj = sample()
+    head_container(obj)["env"] = [{"name": f"V{i}", "value": "v" * 100} for i in range(40000)]
+    huge = obj["spec"]["rayClusterConfig"]
+    models = [validated_cluster(huge) for _ in range(3)]  # held, so no id is reused
+    assert models[0] is not models[1]
+    assert models[1] is not models[2]
+    once = put(sample(), "spec.rayClusterConfig.rayVersion", "2.77.7")["spec"]["rayClusterConfig"]
+    first, second, third = (validated_cluster(once) for _ in range(3))
+    assert first is not second
+    assert second is third

@@ -94,7 +94,7 @@ def test_non_string_keys_become_strings() -> None:
 def test_binary_values_are_refused_with_their_path() -> None:
     text = "applications: []\nblob: !!binary aGVsbG8=\n"
     assert [str(e) for e in parse_serve_config(text).errors] == [
-        'spec.serveConfigV2[blob]: Invalid value: "bytes": YAML type not representable in JSON'
+        'spec.serveConfigV2.blob: Invalid value: "bytes": YAML type not representable in JSON'
     ]
 
 

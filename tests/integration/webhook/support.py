@@ -145,7 +145,13 @@ class Webhook:
 
 
 def review_body(review: dict[str, Any]) -> bytes:
-    return json.dumps(review).encode()
+    """The review as JSON; hostile reviews nest deeper than the default recursion limit."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 5000))
+    try:
+        return json.dumps(review).encode()
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
