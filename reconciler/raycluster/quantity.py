@@ -4,7 +4,8 @@ KubeRay's status reports sums of quantities (``desiredCPU: 2500m``, ``desiredMem
 its Pods carry quantities copied from the templates (the ``/dev/shm`` size limit). Both appear in
 the canonical form of Kubernetes' ``resource.Quantity``, which this module reproduces:
 
-- the value is kept as an exact fraction, rounded up to nano units as the API server does;
+- the value is kept as an exact fraction, rounded up to nano units as the API server does
+  (parsed by ``rayservice.quantity``, which bounds the grammar and the magnitude first);
 - the format comes from the suffix: binary (``Ki`` … ``Ei``), decimal exponent (``1e3``) or
   decimal SI (everything else, including plain numbers);
 - a sum keeps the format of its first non-zero term (``Quantity.Add``);
@@ -16,12 +17,13 @@ Pure: no I/O. Invalid text parses to ``None``; callers decide what that means.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Final, Literal
+
+from rayservice.quantity import QuantityError, quantity_value
 
 __all__ = ["ZERO", "Quantity", "parse"]
 
@@ -76,33 +78,25 @@ ZERO: Final = Quantity(Fraction(0))
 
 
 def parse(text: object) -> Quantity | None:
-    """The quantity written as ``text`` (a string or a JSON number), or ``None`` if invalid."""
-    if isinstance(text, bool):
+    """The quantity written as ``text`` (a string or a JSON number), or ``None`` if invalid.
+
+    The value comes from ``rayservice.quantity``, which checks the grammar and the magnitude
+    before computing anything (``"1e999999999"`` costs no more than ``"1"``); this module only
+    adds the format the API server prints it in.
+    """
+    try:
+        value = quantity_value(text)
+    except QuantityError:
         return None
-    if isinstance(text, int):
-        return Quantity(_round_up(Fraction(text)))
-    if isinstance(text, float):
-        if not math.isfinite(text):
-            return None
-        return Quantity(_round_up(Fraction(repr(text))))
     if not isinstance(text, str):
-        return None
-    return _parse_text(text)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parse_text(text: str) -> Quantity | None:
-    """Parsing with exact fractions is slow; a cluster's few quantities repeat every reconcile."""
+        return Quantity(_round_up(value))
     match = _TEXT.match(text)
     if match is None:
         return None
-    number, exponent, suffix = match.groups()
-    amount = Fraction(number)
+    _, exponent, suffix = match.groups()
     if exponent:
-        return Quantity(_round_up(amount * Fraction(10) ** int(exponent[1:])), "DecimalExponent")
-    if suffix in _BINARY:
-        return Quantity(_round_up(amount * 2 ** _BINARY[suffix]), "BinarySI")
-    return Quantity(_round_up(amount * Fraction(10) ** _DECIMAL[suffix or ""]))
+        return Quantity(_round_up(value), "DecimalExponent")
+    return Quantity(_round_up(value), "BinarySI" if suffix in _BINARY else "DecimalSI")
 
 
 def canonical(quantity: Quantity) -> str:

@@ -7,7 +7,7 @@ k8s.io/apimachinery.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.raycluster.quantity import ZERO, parse
@@ -89,8 +89,16 @@ def test_text_that_is_not_a_quantity_parses_to_none(text: object) -> None:
     st.integers(min_value=0, max_value=10**15), st.sampled_from(["", "m", "k", "Ki", "Mi", "Gi"])
 )
 def test_printing_then_parsing_gives_the_same_amount(number: int, suffix: str) -> None:
+    assume(
+        number * {"": 1, "m": 1, "k": 1000, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}[suffix] < 2**63
+    )
     quantity = parse(f"{number}{suffix}")
     assert quantity is not None
     again = parse(str(quantity))
     assert again is not None
     assert again.value == quantity.value
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "9223372036854775808", "8589934592Gi", "1e19"])
+def test_a_quantity_beyond_what_kubernetes_keeps_is_invalid_and_costs_nothing(text: str) -> None:
+    assert parse(text) is None
