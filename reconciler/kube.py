@@ -159,8 +159,11 @@ class KubeClient:
 
             return call
         if verb == "list" and not namespaced:
-            return getattr(self._api(rk.api), f"list_{rk.stem}_for_all_namespaces")  # type: ignore[no-any-return]
-        return getattr(self._api(rk.api), f"{verb}_namespaced_{rk.stem}")  # type: ignore[no-any-return]
+            name = f"list_{rk.stem}_for_all_namespaces"
+        else:
+            name = f"{verb}_namespaced_{rk.stem}"
+        typed: Callable[..., Any] = getattr(self._api(rk.api), name)
+        return typed
 
     def _args(self, rk: ResourceKind, namespace: str, *rest: Any) -> tuple[Any, ...]:
         if rk.custom:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.actions import (
     Create,
@@ -96,8 +96,8 @@ class _Planner:
         self.upgrades_enabled = strategy != "None"
 
     # helpers -----------------------------------------------------------------------------
-    def event(self, kind: str, reason: str, message: str) -> None:
-        self.actions.append(RecordEvent(self.rs_ref, kind, reason, message))  # type: ignore[arg-type]
+    def event(self, kind: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self.actions.append(RecordEvent(self.rs_ref, kind, reason, message))
 
     def create_cluster(self, purpose: str, why: str) -> None:
         assert self.goal is not None
@@ -179,7 +179,7 @@ class _Planner:
     def deletion(self, finalizers: list[str]) -> Plan:
         if names.FINALIZER not in finalizers:
             return Plan()
-        remaining = [c for c in self.o.clusters]
+        remaining = list(self.o.clusters)
         for cluster in remaining:
             if not cluster.deleting:
                 self.delete_now(cluster, "the RayService is being deleted")
