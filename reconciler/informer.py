@@ -23,6 +23,8 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+import aiohttp
+
 from reconciler.kube import ApiError, KubeClient, ResourceKind
 
 __all__ = ["Handler", "Informer", "Key", "key_of", "rv_int"]
@@ -229,7 +231,7 @@ class Informer:
                     "list or watch failed",
                     extra={"kind": self.kind.kind, "namespace": namespace, "error": str(e)},
                 )
-            except (OSError, TimeoutError, ValueError) as e:
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                 failures += 1
                 log.warning(
                     "list or watch failed",

@@ -20,6 +20,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+
 from reconciler.dashboard import DashboardError
 from reconciler.informer import Key
 from reconciler.kube import ApiError
@@ -67,7 +69,7 @@ class Runner:
             object_name = f"{key[0]}/{key[1]}"
             try:
                 requeue = await self.reconcile(key)
-            except (ApiError, DashboardError, OSError, TimeoutError) as e:
+            except (ApiError, DashboardError, aiohttp.ClientError, OSError, TimeoutError) as e:
                 delay = self.queue.retry(key)
                 metrics.reconciles.labels(self.name, "error").inc()
                 log.warning(
