@@ -14,7 +14,11 @@ Runs ``raysvc up`` (free ports, a state directory of its own) and prints:
   request sent straight to the head Pod's IP from a socket made in the pod network: the
   baseline, measured in the same run, doing the same unavoidable work.
 
-Needs root. Run: ``.venv/bin/python benchmarks/local_mode.py [--requests 500]``. Other work on
+``--rootless`` runs ``raysvc up`` without root (as uid 1000 of a user namespace mapped onto root
+when started as root, so it has no capability on the host), in namespaces of its own; the proxy
+figure is then skipped (its baseline needs a socket inside the run's private pod network).
+
+Run: ``.venv/bin/python benchmarks/local_mode.py [--requests 500] [--rootless]``. Other work on
 the 2 cores shows in every figure; the load average is printed at start and end.
 """
 
@@ -59,13 +63,17 @@ def _manifest(**changes: object) -> str:
 
 
 class Stack:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, rootless: bool = False) -> None:
         self.state = work / "state"
+        prefix = []
+        if rootless and os.geteuid() == 0:
+            prefix = ["unshare", "--user", "--map-user=1000", "--map-group=1000", "--"]
         (work / "sample.yaml").write_text(_manifest())
         self.lines: list[str] = []
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [
+                *prefix,
                 *(RAYSVC, "up", "-f", str(work / "sample.yaml"), "--state-dir", str(self.state)),
                 *("--api-port", "0", "--serve-port", "0", "--dashboard-port", "0"),
             ],
@@ -175,10 +183,11 @@ def _latency(samples: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--rootless", action="store_true", help="run raysvc up without root")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as work:
-        stack = Stack(Path(work))
+        stack = Stack(Path(work), rootless=args.rootless)
         try:
             stack.cluster_netns = stack.wait_for(r"namespace (rsv\w+-c)", 60).group(1)
             stack.wait_for("every application is RUNNING")
@@ -233,30 +242,33 @@ def main() -> None:
             pss, rss = _memory(_descendants(stack.process.pid))
             print(f"memory of the whole stack at rest: PSS {pss:.2f} GiB, RSS {rss:.2f} GiB")
 
-            head = json.loads(stack.kubectl("get", "rayclusters", "-o", "json"))["items"][0]
-            head_ip = head["status"]["head"]["podIP"]
-            cluster = netns.NETNS_RUN_DIR / stack.cluster_netns
+            if args.rootless:
+                print("proxy: skipped (the run's pod network is private to its namespaces)")
+            else:
+                head = json.loads(stack.kubectl("get", "rayclusters", "-o", "json"))["items"][0]
+                head_ip = head["status"]["head"]["podIP"]
+                cluster = netns.NETNS_RUN_DIR / stack.cluster_netns
 
-            def direct() -> socket.socket:
-                sock = netns.socket_in(cluster, socket.AF_INET, socket.SOCK_STREAM)
-                sock.setblocking(True)
-                sock.connect((head_ip, 8000))
-                return sock
+                def direct() -> socket.socket:
+                    sock = netns.socket_in(cluster, socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setblocking(True)
+                    sock.connect((head_ip, 8000))
+                    return sock
 
-            def proxied() -> socket.socket:
-                return socket.create_connection(("127.0.0.1", stack.serve_port))
+                def proxied() -> socket.socket:
+                    return socket.create_connection(("127.0.0.1", stack.serve_port))
 
-            for connect in (direct, proxied):  # warm up both paths
-                for _ in range(20):
-                    _request(connect)
-            baseline = [_request(direct) for _ in range(args.requests)]
-            through = [_request(proxied) for _ in range(args.requests)]
-            added = statistics.median(through) - statistics.median(baseline)
-            print(
-                f"proxy: straight to the Pod {_latency(baseline)}; through the host port "
-                f"{_latency(through)}; added p50 {added:.3f} ms "
-                f"({statistics.median(through) / statistics.median(baseline):.2f}x)"
-            )
+                for connect in (direct, proxied):  # warm up both paths
+                    for _ in range(20):
+                        _request(connect)
+                baseline = [_request(direct) for _ in range(args.requests)]
+                through = [_request(proxied) for _ in range(args.requests)]
+                added = statistics.median(through) - statistics.median(baseline)
+                print(
+                    f"proxy: straight to the Pod {_latency(baseline)}; through the host port "
+                    f"{_latency(through)}; added p50 {added:.3f} ms "
+                    f"({statistics.median(through) / statistics.median(baseline):.2f}x)"
+                )
         finally:
             stack.stop()
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

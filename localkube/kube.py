@@ -11,7 +11,9 @@ import asyncio
 import base64
 import logging
 import os
+import socket
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -77,8 +79,10 @@ class LocalKube:
         logs: LogSource | None = None,
         service_resolver: ServiceResolver | None = None,
         kubelets: Kubelets | None = None,
+        listen_also: Sequence[socket.socket] = (),
     ) -> None:
         self.settings = settings or Settings()
+        self.listen_also = tuple(listen_also)
         self.logs = logs if logs is not None else MemoryLogs()
         self.service_resolver = service_resolver
         self.kubelets = kubelets if kubelets is not None else Kubelets()
@@ -127,6 +131,8 @@ class LocalKube:
             runner, self.settings.host, self.settings.port, ssl_context=self._ssl_context()
         )
         await site.start()
+        for sock in self.listen_also:  # e.g. the host's port, bound before entering namespaces
+            await web.SockSite(runner, sock, ssl_context=self._ssl_context()).start()
         self._runner = runner
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -101,10 +102,15 @@ class LocalStack:
         state: Path,
         *,
         api_port: int = 0,
+        api_socket: socket.socket | None = None,
         reconciler_settings: ReconcilerSettings | None = None,
     ) -> None:
         self.state = state
-        self.api_port = api_port
+        # With ``api_socket`` (the host's port, bound before entering namespaces of its own),
+        # the API server also listens on the same port number of this namespace's loopback, so
+        # one kubeconfig serves kubectl on the host and the components in here.
+        self.api_port = api_socket.getsockname()[1] if api_socket is not None else api_port
+        self.api_socket = api_socket
         self.reconciler_settings = reconciler_settings or ReconcilerSettings(
             health_host="127.0.0.1", health_port=0, metrics_host="127.0.0.1", metrics_port=0
         )
@@ -130,7 +136,10 @@ class LocalStack:
     async def _start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True, mode=0o700)
         settings = self._tls_settings()
-        self.kube = await self._stack.enter_async_context(LocalKube(settings, logs=self.logs))
+        listen_also = [self.api_socket] if self.api_socket is not None else []
+        self.kube = await self._stack.enter_async_context(
+            LocalKube(settings, logs=self.logs, listen_also=listen_also)
+        )
         self.kube.write_kubeconfig(self.kubeconfig)
         configuration = client.Configuration()
         await config.load_kube_config(
@@ -312,12 +321,21 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 15)
 
-    async def expose(self, namespace: str, service: str, port: int, host_port: int) -> int:
-        """Forward ``localhost:host_port`` (0: any free port) to a Service port; returns the
-        port bound."""
+    async def expose(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        host_port: int,
+        sock: socket.socket | None = None,
+    ) -> int:
+        """Forward ``localhost:host_port`` (0: any free port), or the listening socket ``sock``,
+        to a Service port; returns the port bound."""
         assert self.node is not None
         try:
-            exposed = await self.node.expose(namespace, service, port, host_port=host_port)
+            exposed = await self.node.expose(
+                namespace, service, port, host_port=host_port, sock=sock
+            )
         except OSError as e:
             raise StackError(f"cannot listen on localhost:{host_port}: {e.strerror}") from e
         return exposed.port

@@ -7,8 +7,10 @@
 - ``sessions`` / ``stdio``: ``exec``, ``attach`` and ``port-forward`` into the Pods (the
   node's :class:`localkube.kubelet.Kubelet`), the processes' standard streams and terminals.
 - ``node``: all of it in one ``async with LocalNode(...)``.
+- ``rootless``: for a user without root, the rest of a program inside user, mount, PID and
+  network namespaces of its own, where the node may make its namespaces.
 
-See ``docs/local-mode.md``. Needs root (network namespaces) and ``ip`` (iproute2).
+See ``docs/local-mode.md``. Needs root, or ``rootless``, and ``ip`` (iproute2).
 """
 
 from localkube.node.agent import NodeAgent, NodeSettings

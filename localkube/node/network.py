@@ -42,13 +42,22 @@ from typing import Any
 
 import aiohttp
 
-from localkube.node import netns
+from localkube.node import netns, rootless
 
 __all__ = ["NetworkUnavailable", "PodNetwork", "PodSandbox"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path("/tmp/rsvnode")
+
+
+def default_root() -> Path:
+    """Where the node keeps its instances: ``/tmp/rsvnode``, or ``/tmp/rsvnode-<uid>`` for a
+    user without root (inside its own namespaces: see :mod:`localkube.node.rootless`)."""
+    uid = rootless.outer_uid()
+    return DEFAULT_ROOT if uid == 0 else DEFAULT_ROOT.with_name(f"{DEFAULT_ROOT.name}-{uid}")
+
+
 ETC_NETNS = Path("/etc/netns")
 _NAME = re.compile(r"^rsv([0-9a-f]{6})-")
 
@@ -110,14 +119,14 @@ class PodNetwork:
     def __init__(
         self,
         *,
-        root: Path = DEFAULT_ROOT,
+        root: Path | None = None,
         pod_cidr: str = "10.244.0.0/16",
         service_cidr: str = "10.96.0.0/12",
         cluster_domain: str = "cluster.local",
     ) -> None:
-        self.root = root
+        self.root = root if root is not None else default_root()
         self.id = secrets.token_hex(3)
-        self.directory = root / self.id
+        self.directory = self.root / self.id
         self.pod_network = ipaddress.ip_network(pod_cidr)
         self.service_cidr = service_cidr
         self.cluster_domain = cluster_domain
@@ -311,8 +320,8 @@ def check_capable() -> None:
         )
     if os.geteuid() != 0:
         raise NetworkUnavailable(
-            "local mode needs root to create network namespaces: run it with sudo, or as an "
-            "unprivileged user inside 'unshare -Urnm' with a tmpfs on /run/netns and /etc/netns"
+            "the local node needs root to create network namespaces: run it as root, or start "
+            "'raysvc up', which makes namespaces of its own when it runs without root"
         )
 
 

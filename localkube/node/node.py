@@ -23,7 +23,7 @@ from localkube.node.agent import NodeAgent, NodeSettings
 from localkube.node.dns import DnsServer
 from localkube.node.kubeapi import Api
 from localkube.node.logs import FileLogs
-from localkube.node.network import DEFAULT_ROOT, PodNetwork
+from localkube.node.network import PodNetwork
 from localkube.node.proxy import HostPort, ServiceProxy
 from localkube.node.sessions import NodeSessions
 
@@ -44,7 +44,7 @@ class LocalNode:
         *,
         logs: FileLogs,
         settings: NodeSettings | None = None,
-        root: Path = DEFAULT_ROOT,
+        root: Path | None = None,
         pod_cidr: str = "10.244.0.0/16",
         service_cidr: str = "10.96.0.0/12",
         kubelets: Kubelets | None = None,
@@ -111,6 +111,10 @@ class LocalNode:
         *,
         host: str = "127.0.0.1",
         host_port: int = 0,
+        sock: socket.socket | None = None,
     ) -> HostPort:
-        """Expose a Service port on ``host:host_port`` of this process's namespace (0: free)."""
-        return await self.proxy.expose(namespace, service, port, host=host, host_port=host_port)
+        """Expose a Service port on ``host:host_port`` of this process's namespace (0: free), or
+        on the listening socket ``sock``."""
+        return await self.proxy.expose(
+            namespace, service, port, host=host, host_port=host_port, sock=sock
+        )

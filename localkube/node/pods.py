@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from localkube.node import podspec
+from localkube.node import podspec, rootless
 from localkube.node.kubeapi import ApiFailure, Obj
 from localkube.node.network import PodSandbox, kill_all, wait_empty
 from localkube.node.podstatus import ContainerView, pod_status
@@ -149,9 +149,9 @@ class PodWorker:
         context = {**(self.spec.get("securityContext") or {})}
         context.update({k: v for k, v in (container.get("securityContext") or {}).items()})
         uid = context.get("runAsUser")
-        if uid is None or int(uid) == os.geteuid():
+        if uid is None or int(uid) in (os.geteuid(), rootless.outer_uid()):
             return None
-        if os.geteuid() != 0:
+        if os.geteuid() != 0 or rootless.active():  # only the host's root may become another
             self.agent.warn_once(
                 self.pod,
                 "RunAsUserIgnored",

@@ -324,10 +324,12 @@ class ServiceProxy:
         *,
         host: str = "127.0.0.1",
         host_port: int = 0,
+        sock: socket.socket | None = None,
     ) -> HostPort:
-        """Listen on ``host:host_port`` (0 = a free port) in this process's own namespace and
-        forward each connection to a ready endpoint of ``service``'s ``port`` (headless ones too).
-        """
+        """Listen on ``host:host_port`` (0 = a free port) in this process's own namespace, or on
+        ``sock`` (a listening socket bound elsewhere, e.g. on the host before entering namespaces),
+        and forward each connection to a ready endpoint of ``service``'s ``port`` (headless ones
+        too)."""
 
         def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             route = self.route(namespace, service, port)
@@ -337,9 +339,12 @@ class ServiceProxy:
                 return
             self._track(self._forward(reader, writer, backend))
 
-        server = await asyncio.start_server(accepted, host, host_port, limit=_BUFFER)
+        if sock is not None:
+            server = await asyncio.start_server(accepted, sock=sock, limit=_BUFFER)
+        else:
+            server = await asyncio.start_server(accepted, host, host_port, limit=_BUFFER)
         self._host_ports.append(server)
-        bound = int(server.sockets[0].getsockname()[1])
+        host, bound = server.sockets[0].getsockname()[:2]
         log.info(
             "service exposed",
             extra={"service": f"{namespace}/{service}:{port}", "address": f"{host}:{bound}"},

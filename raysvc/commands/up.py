@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -40,7 +41,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Start an embedded API server, raysvc's webhook and reconciler and a local node that "
             "runs Pods as processes with this machine's Ray, apply FILE, and keep running until "
-            "Ctrl-C. Needs root (network namespaces)."
+            "Ctrl-C. As root it makes network namespaces on the host; without root, inside user, "
+            "mount, PID and network namespaces of its own."
         ),
     )
     parser.add_argument(
@@ -111,8 +113,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"raysvc up: {e}", file=sys.stderr)
         return EXIT_USAGE
-    from localkube.node import NetworkUnavailable, check_capable
+    from localkube.node import NetworkUnavailable, check_capable, rootless
 
+    if os.geteuid() != 0:
+        ports = {"api": args.api_port, "serve": args.serve_port, "dashboard": args.dashboard_port}
+        try:
+            return rootless.enter(lambda: asyncio.run(_up(args, docs)), ports)
+        except rootless.Unavailable as e:
+            print(f"raysvc up: {e}", file=sys.stderr)
+            return EXIT_DENIED
+        except OSError as e:
+            print(f"raysvc up: {e.strerror}", file=sys.stderr)
+            return EXIT_DENIED
     try:
         check_capable()
     except NetworkUnavailable as e:
@@ -134,6 +146,7 @@ class _Printer:
 async def _up(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
     from kubernetes_asyncio import client
 
+    from localkube.node import rootless
     from localkube.node.apps import build_sample_apps
     from raysvc.localstack import LocalStack, StackError
     from raysvc.logs import configure
@@ -152,7 +165,8 @@ async def _up(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
         say(f"starting local mode (state in {state})")
         if SAMPLE.parent.is_dir():
             build_sample_apps()
-        async with LocalStack(state, api_port=args.api_port) as stack:
+        api_socket = rootless.listener("api")
+        async with LocalStack(state, api_port=args.api_port, api_socket=api_socket) as stack:
             assert stack.kube is not None
             assert stack.node is not None
             say(f"API server on {stack.kube.url}, webhook registered, node and reconciler running")
@@ -171,7 +185,8 @@ async def _up(args: argparse.Namespace, docs: list[dict[str, Any]]) -> int:
         print(f"raysvc up: {e}", file=sys.stderr)
         code = EXIT_DENIED
     except OSError as e:
-        print(f"raysvc up: {e.strerror or e!r}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"raysvc up: {where}{e.strerror or e!r}", file=sys.stderr)
         code = EXIT_DENIED
     finally:
         log_file.close()
@@ -209,6 +224,7 @@ async def _follow(
     say: Any,
     stop: asyncio.Event,
 ) -> int:
+    from localkube.node import rootless
     from raysvc.progress import Progress, all_running
     from reconciler.informer import Informer
     from reconciler.kube import KubeClient, kind_of
@@ -245,8 +261,11 @@ async def _follow(
         serve_service_name({**first, "metadata": {**first["metadata"]}}),
         8000,
         args.serve_port,
+        rootless.listener("serve"),
     )
-    dashboard_port = await stack.expose(namespace, f"{name}-head-svc", 8265, args.dashboard_port)
+    dashboard_port = await stack.expose(
+        namespace, f"{name}-head-svc", 8265, args.dashboard_port, rootless.listener("dashboard")
+    )
     wanted = {
         (str((d.get("metadata") or {}).get("namespace") or "default"), str(d["metadata"]["name"]))
         for d in docs
