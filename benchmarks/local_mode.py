@@ -44,6 +44,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.procs import memory_gib
 from localkube.node import netns
 from tests.builders import SAMPLE_PATH
 
@@ -132,39 +133,6 @@ def _until(check: Callable[[], bool], within: float) -> None:
         time.sleep(0.05)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                parent = int(
-                    Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]
-                )
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def _memory(pids: list[int]) -> tuple[float, float]:
-    pss = rss = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-        except OSError:
-            continue
-    return pss / 1024 / 1024, rss / 1024 / 1024
-
-
 def _request(connect: Callable[[], socket.socket]) -> float:
     start = time.perf_counter()
     with connect() as sock:
@@ -239,7 +207,7 @@ def main() -> None:
                 f"slowest answer {max(taken, default=0.0):.2f} s"
             )
 
-            pss, rss = _memory(_descendants(stack.process.pid))
+            pss, rss = memory_gib(stack.process.pid)
             print(f"memory of the whole stack at rest: PSS {pss:.2f} GiB, RSS {rss:.2f} GiB")
 
             if args.rootless:

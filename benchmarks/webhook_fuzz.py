@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.procs import rss_kib as tree_rss_kib
 from tests.builders import admission_review, sample
 from tests.hostile_cases import HOSTILE
 from tests.integration.webhook.support import Webhook, write_cert_dir
@@ -276,34 +277,6 @@ def client(server: Webhook, bodies: Iterator[tuple[int, bytes, str | None]], tal
         if response is not None:
             check(tally, index, body, promised, response.status, raw)
     conn.close()
-
-
-def tree_rss_kib(pid: int) -> int:
-    total = 0
-    for each in _descendants(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
-
-
-def _descendants(pid: int) -> list[int]:
-    found = [pid]
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found.extend(_descendants(int(child)))
-    return found
 
 
 def run(count: int, seed: int, report: Callable[[str], None] = print) -> bool:

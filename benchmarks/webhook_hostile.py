@@ -27,38 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.procs import rss_kib
 from tests.builders import admission_review, head_container, sample
 from tests.integration.webhook.support import write_cert_dir
 
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 
 
-def descendants(pid: int) -> list[int]:
-    found = [pid]
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found.extend(descendants(int(child)))
-    return found
-
-
 def rss_mib(pid: int) -> float:
-    total = 0
-    for each in descendants(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return rss_kib(pid) / 1024
 
 
 class Server:

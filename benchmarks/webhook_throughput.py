@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import yaml
 
+from benchmarks.procs import cpu_seconds, rss_kib
 from certs.issue import ServingNames, issue_ca, issue_serving_cert
 from rayservice import evaluate
 from rayservice.hashing import canonical_json
@@ -200,47 +201,6 @@ def wait_listening(port: int, timeout: float = 60) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
-
-
-def descendants(pid: int) -> list[int]:
-    found = [pid]
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found.extend(descendants(int(child)))
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and every process under it (worker processes included)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for each in descendants(pid):
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
-def rss_mib(pid: int) -> float:
-    total = 0
-    for each in descendants(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,7 +540,7 @@ def main() -> None:
             f"{ms(pct(small_run.latencies, 0.5))} p99 {ms(pct(small_run.latencies, 0.99))} "
             f"({small_run.requests})"
         )
-        print(f"webhook RSS (with its worker processes): {rss_mib(webhook.pid):.0f} MiB")
+        print(f"webhook RSS (with its worker processes): {rss_kib(webhook.pid) / 1024:.0f} MiB")
     finally:
         for process in (webhook, bare):
             process.terminate()
