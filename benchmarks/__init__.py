@@ -1,1 +1,1 @@
-"""Benchmark scripts; run each as ``.venv/bin/python benchmarks/NAME.py`` (see docs/benchmarks.md)."""
+"""Benchmark scripts: run each as ``.venv/bin/python benchmarks/NAME.py``."""

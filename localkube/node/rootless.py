@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -123,9 +124,15 @@ def _map_self(uid: int, gid: int) -> None:
 def _child_setup() -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     os.setpgid(0, 0)
-    if _libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        raise _fail("unshare")
-    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    try:
+        if _libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+            raise _fail("unshare")
+        _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+    except OSError as e:
+        raise Unavailable(
+            f"this machine lets a user make a user namespace but not use it ({e.strerror}; "
+            "e.g. AppArmor's kernel.apparmor_restrict_unprivileged_userns); run it as root"
+        ) from None
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     except OSError as e:
@@ -138,17 +145,17 @@ def _child_setup() -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
 
 
-def _run_child(main: Callable[[], int], uid: int) -> int:
+def _run_child(main: Callable[[], int], uid: int, prog: str) -> int:
     global _outer_uid
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # PID 1 ignores SIG_DFL signals
     try:
         _child_setup()
     except Unavailable as e:
-        print(f"raysvc up: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 1
     except (OSError, subprocess.CalledProcessError) as e:
         print(
-            f"raysvc up: local mode without root could not set up its namespaces: {e}",
+            f"{prog}: local mode without root could not set up its namespaces: {e}",
             file=sys.stderr,
         )
         return 1
@@ -159,10 +166,11 @@ def _run_child(main: Callable[[], int], uid: int) -> int:
         return 130
 
 
-def enter(main: Callable[[], int], listeners: Mapping[str, int]) -> int:
+def enter(main: Callable[[], int], listeners: Mapping[str, int], *, prog: str) -> int:
     """Run ``main()`` in a child inside new user, mount, PID and network namespaces; return its
     exit code. ``listeners`` names host ports (``0``: any free one) to bind on 127.0.0.1 first;
-    the child finds them with :func:`listener`.
+    the child finds them with :func:`listener`. The child's own errors are printed as one line
+    after ``prog:``.
 
     Raises :class:`Unavailable` when this machine does not allow it, ``OSError`` when a port is
     taken. Must be called before any thread is started.
@@ -179,7 +187,13 @@ def enter(main: Callable[[], int], listeners: Mapping[str, int]) -> int:
                 f"local mode needs root or user namespaces, and this machine allows neither "
                 f"({e.strerror}); run it as root"
             )
-        _map_self(uid, gid)
+        try:
+            _map_self(uid, gid)
+        except OSError as e:
+            raise Unavailable(
+                f"local mode without root could not map its user into a namespace ({e.strerror}); "
+                "run it as root"
+            ) from None
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -187,7 +201,9 @@ def enter(main: Callable[[], int], listeners: Mapping[str, int]) -> int:
             code = 1
             try:
                 _listeners.update(bound)
-                code = _run_child(main, uid)
+                code = _run_child(main, uid, prog)
+            except BaseException:
+                traceback.print_exc()
             finally:
                 with contextlib.suppress(Exception):
                     sys.stdout.flush()

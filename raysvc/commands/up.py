@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         ports = {"api": args.api_port, "serve": args.serve_port, "dashboard": args.dashboard_port}
         try:
-            return rootless.enter(lambda: asyncio.run(_up(args, docs)), ports)
+            return rootless.enter(lambda: asyncio.run(_up(args, docs)), ports, prog="raysvc up")
         except rootless.Unavailable as e:
             print(f"raysvc up: {e}", file=sys.stderr)
             return EXIT_DENIED
