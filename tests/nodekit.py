@@ -23,9 +23,10 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube, Settings
 from localkube.node import Api, FileLogs, LocalNode, NodeSettings
+from tests.kubectl import KUBECTL
 
 T = TypeVar("T")
-KUBECTL = "/usr/bin/kubectl"
+
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
@@ -60,18 +61,12 @@ class Cluster:
     cache: Path
 
     async def kubectl(self, *args: str, check: bool = True) -> str:
-        process = await asyncio.create_subprocess_exec(
-            KUBECTL,
-            f"--kubeconfig={self.kubeconfig}",
-            f"--cache-dir={self.cache}",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        if check and process.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {err.decode()}")
-        return out.decode() + (err.decode() if not check else "")
+        """kubectl's output; with ``check`` a failure fails the test, without it the output is
+        followed by what kubectl printed on standard error."""
+        code, out, err = await self.run_kubectl(*args)
+        if check and code != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {err}")
+        return out + (err if not check else "")
 
     def kubectl_argv(self) -> list[str]:
         """kubectl with this cluster's kubeconfig and discovery cache (append the command)."""

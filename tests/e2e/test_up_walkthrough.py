@@ -31,12 +31,12 @@ import yaml
 
 from localkube.node import netns
 from tests.builders import SAMPLE_PATH
+from tests.kubectl import KUBECTL, kubectl
 from tests.nodekit import alive, needs_root
 
 pytestmark = [pytest.mark.e2e, needs_root]
 
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
-KUBECTL = "/usr/bin/kubectl"
 STARTUP_SECONDS = 240
 
 
@@ -78,16 +78,7 @@ class Up:
         return self.state / "kubeconfig"
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        done = subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "HOME": str(self.state)},
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return kubectl(self.kubeconfig, self.state, *args, stdin=stdin, timeout=120).out
 
     def post(self, path: str, body: Any, timeout: float = 10) -> str:
         request = urllib.request.Request(

@@ -11,14 +11,11 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,8 +24,8 @@ import yaml
 from rayservice import evaluate
 from tests.builders import SAMPLE_PATH, Obj, put, sample, with_serve, worker
 from tests.integration.webhook.support import Webhook
+from tests.kubectl import KUBECTL, Result, kubectl, warnings
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
@@ -70,13 +67,6 @@ webhooks:
 """
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 class Cluster:
     """localkube and the webhook as processes, and a kubectl bound to them."""
 
@@ -114,20 +104,7 @@ class Cluster:
         return webhook
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Result:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.work)}
-        done = subprocess.run(
-            [KUBECTL, "--cache-dir", str(self.work / "cache"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        result = Result(done.returncode, done.stdout, done.stderr)
-        if check:
-            assert done.returncode == 0, result
-        return result
+        return kubectl(self.kubeconfig, self.work, *args, stdin=stdin, check=check)
 
     def apply(self, obj: Obj, *extra: str, check: bool = True) -> Result:
         return self.kubectl("apply", "-f", "-", *extra, stdin=yaml.safe_dump(obj), check=check)
@@ -181,14 +158,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-def warnings(result: Result) -> list[str]:
-    return [
-        line.removeprefix("Warning: ")
-        for line in result.err.splitlines()
-        if line.startswith("Warning: ")
-    ]
 
 
 def test_the_webhook_injected_its_ca_into_both_configurations(cluster: Cluster) -> None:

@@ -11,17 +11,12 @@ from typing import Any
 
 import yaml
 
+from tests.kubectl import Result
+
 __all__ = ["CHART", "Helm", "Manifests", "Result"]
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "raysvc"
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 class Helm:

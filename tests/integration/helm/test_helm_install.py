@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,11 +32,11 @@ import pytest
 import yaml
 
 from tests.builders import SAMPLE_PATH, put, sample, with_serve, worker
-from tests.integration.helm.chart import CHART, Helm, Result
+from tests.integration.helm.chart import CHART, Helm
 from tests.integration.webhook.support import Webhook
+from tests.kubectl import KUBECTL, Result, kubectl, warnings
 
 ROOT = Path(__file__).resolve().parents[3]
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 NAMESPACE = "raysvc-system"
 USERS = "team-a"  # where RayServices live; the release namespace is not intercepted
@@ -65,20 +63,7 @@ class Cluster:
         assert self.url.startswith("http://"), self.url
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> Result:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.work)}
-        done = subprocess.run(
-            [KUBECTL, "--cache-dir", str(self.work / "kubectl-cache"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
-        result = Result(done.returncode, done.stdout, done.stderr)
-        if check:
-            assert done.returncode == 0, result
-        return result
+        return kubectl(self.kubeconfig, self.work, *args, stdin=stdin, check=check)
 
     def get(self, *args: str) -> Obj:
         obj: Obj = json.loads(self.kubectl("get", *args, "-o", "json").out)
@@ -170,14 +155,6 @@ def webhook(installed: Installed) -> Iterator[Webhook]:
     webhook = start_like_the_pod(installed.cluster)
     yield webhook
     webhook.stop()
-
-
-def warnings(result: Result) -> list[str]:
-    return [
-        line.removeprefix("Warning: ")
-        for line in result.err.splitlines()
-        if line.startswith("Warning: ")
-    ]
 
 
 def ca_bundles(cluster: Cluster) -> list[str]:

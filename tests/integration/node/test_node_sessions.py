@@ -20,8 +20,8 @@ import pytest
 import pytest_asyncio
 
 from localkube.node import netns
+from tests.kubectl import KUBECTL
 from tests.nodekit import (
-    KUBECTL,
     Cluster,
     PortForward,
     alive,

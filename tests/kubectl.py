@@ -1,0 +1,62 @@
+"""The real kubectl, run to its end from synchronous tests: one wrapper for every suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["KUBECTL", "Result", "kubectl", "warnings"]
+
+KUBECTL = "/usr/bin/kubectl"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished command: exit code, standard output, standard error."""
+
+    code: int
+    out: str
+    err: str
+
+
+def kubectl(
+    kubeconfig: Path,
+    home: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> Result:
+    """Run ``kubectl ARGS`` with ``kubeconfig`` and a discovery cache under ``home``; with
+    ``check``, a non-zero exit fails the test with what kubectl printed."""
+    done = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cache-dir",
+            str(home / "kubectl-cache"),
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+        timeout=timeout,
+        check=False,
+    )
+    result = Result(done.returncode, done.stdout, done.stderr)
+    if check:
+        assert done.returncode == 0, result
+    return result
+
+
+def warnings(result: Result) -> list[str]:
+    """The ``Warning:`` lines kubectl printed, without the prefix."""
+    return [
+        line.removeprefix("Warning: ")
+        for line in result.err.splitlines()
+        if line.startswith("Warning: ")
+    ]
