@@ -10,6 +10,7 @@ Ctrl-C leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,42 @@ class Up:
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return kubectl(self.kubeconfig, self.state, *args, stdin=stdin, timeout=120).out
+
+    @contextlib.contextmanager
+    def streaming(
+        self, *args: str, on_line: Callable[[str], None] | None = None
+    ) -> Iterator[subprocess.Popen[str]]:
+        """A kubectl that keeps running (port-forward, logs -f, get --watch), stopped at the end.
+
+        With ``on_line``, a thread hands it every line until kubectl ends.
+        """
+        process = subprocess.Popen(
+            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "HOME": str(self.state)},
+        )
+        assert process.stdout is not None
+        stdout = process.stdout
+        reader = None
+        if on_line is not None:
+            handle = on_line
+
+            def read() -> None:
+                for line in stdout:
+                    handle(line)
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(10)
+            if reader is not None:
+                reader.join(10)
+            stdout.close()
 
     def post(self, path: str, body: Any, timeout: float = 10) -> str:
         request = urllib.request.Request(
@@ -182,16 +219,9 @@ def test_the_applications_answer_through_the_serve_service(up: Up) -> None:
 
 def test_port_forward_to_the_head_service_reaches_the_dashboard(up: Up) -> None:
     """Walkthrough step 5.2 (on another local port: raysvc up already serves 8265)."""
-    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "port-forward"]
-    command += ["svc/rayservice-sample-head-svc", "--address", "0.0.0.0", ":8265"]
-    forward = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "HOME": str(up.state)},
-    )
-    try:
+    with up.streaming(
+        *("port-forward", "svc/rayservice-sample-head-svc", "--address", "0.0.0.0", ":8265")
+    ) as forward:
         assert forward.stdout is not None
         line = forward.stdout.readline()
         found = re.search(r"Forwarding from 0\.0\.0\.0:(\d+) -> 8265", line)
@@ -199,11 +229,6 @@ def test_port_forward_to_the_head_service_reaches_the_dashboard(up: Up) -> None:
         url = f"http://127.0.0.1:{found.group(1)}/api/version"
         with urllib.request.urlopen(url, timeout=20) as response:
             assert json.loads(response.read())["ray_version"]
-    finally:
-        forward.terminate()
-        forward.wait(10)
-        assert forward.stdout is not None
-        forward.stdout.close()
 
 
 def test_a_curl_pod_reaches_the_serve_service_by_name(up: Up) -> None:
@@ -255,50 +280,25 @@ def test_exec_and_logs_reach_the_head_pod(up: Up) -> None:
     status = up.kubectl("exec", head, "--", "ray", "status")
     assert "Active:" in status
     assert "headgroup" in status
-    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "logs", "-f", head, "--tail=3"]
-    follow = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "HOME": str(up.state)},
-    )
-    try:
+    with up.streaming("logs", "-f", head, "--tail=3") as follow:
         assert follow.stdout is not None
         assert follow.stdout.readline()
         time.sleep(2)
         assert follow.poll() is None  # still following
-    finally:
-        follow.terminate()
-        follow.wait(10)
-        assert follow.stdout is not None
-        follow.stdout.close()
 
 
 def test_a_price_change_is_applied_in_place(up: Up) -> None:
     (before,) = rayclusters(up)
     path = "{.status.activeServiceStatus.applicationStatuses.fruit_app"
     path += ".serveDeploymentStatuses.MangoStand.status}"
-    command = [KUBECTL, "--kubeconfig", str(up.kubeconfig), "get", "rayservice"]
-    command += ["rayservice-sample", "--watch", "-o", f'jsonpath={path}{{"\\n"}}']
-    watch = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "HOME": str(up.state)},
-    )
     seen: list[str] = []
 
-    def follow() -> None:
-        assert watch.stdout is not None
-        for line in watch.stdout:
-            if line.strip() and (not seen or seen[-1] != line.strip()):
-                seen.append(line.strip())
+    def follow(line: str) -> None:
+        if line.strip() and (not seen or seen[-1] != line.strip()):
+            seen.append(line.strip())
 
-    reader = threading.Thread(target=follow, daemon=True)
-    reader.start()
-    try:
+    watch = ("get", "rayservice", "rayservice-sample", "--watch")
+    with up.streaming(*watch, "-o", f'jsonpath={path}{{"\\n"}}', on_line=follow):
         up.kubectl("apply", "-f", "-", stdin=manifest(price=4))
         deadline = time.monotonic() + 60
         while up.post("/fruit/", ["MANGO", 2]) != "8":
@@ -306,12 +306,6 @@ def test_a_price_change_is_applied_in_place(up: Up) -> None:
             time.sleep(0.2)
         while (not seen or seen[-1] != "HEALTHY") and time.monotonic() < deadline:
             time.sleep(0.2)
-    finally:
-        watch.terminate()
-        watch.wait(10)
-        reader.join(10)
-        assert watch.stdout is not None
-        watch.stdout.close()
     assert "UPDATING" in seen, seen
     assert seen[-1] == "HEALTHY"
     (after,) = rayclusters(up)

@@ -220,3 +220,13 @@ async def running_reconciler(
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+def metric_total(reconciler: Any, name: str) -> float:
+    """The sum of every sample of the in-process reconciler's metric ``name``."""
+    total = 0.0
+    for metric in reconciler.metrics.registry.collect():
+        for sample_ in metric.samples:
+            if sample_.name == name:
+                total += sample_.value
+    return total

@@ -17,7 +17,7 @@ from kubernetes_asyncio import client
 from localkube import LocalKube
 from reconciler.manager import Reconciler
 from tests.integration.reconciler.fakeray import FakeKubelet
-from tests.integration.reconciler.support import eventually, running_reconciler
+from tests.integration.reconciler.support import eventually, metric_total, running_reconciler
 from tests.raycluster_objects import CLUSTER_NAME, sample_cluster
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -120,7 +120,7 @@ async def kubectl(kube: LocalKube, work: Path, namespace: str, *args: str) -> st
 async def test_kubectl_shows_walkthrough_step_4_and_an_idle_cluster_costs_no_write(
     rk_kube: LocalKube, clusters: tuple[Clusters, Reconciler], namespace: str, tmp_path: Path
 ) -> None:
-    api, _ = clusters
+    api, reconciler = clusters
     await api.create()
     await eventually(api.ready)
     table = (await kubectl(rk_kube, tmp_path, namespace, "get", "raycluster")).splitlines()
@@ -141,9 +141,14 @@ async def test_kubectl_shows_walkthrough_step_4_and_an_idle_cluster_costs_no_wri
     described = await kubectl(rk_kube, tmp_path, namespace, "describe", "raycluster", CLUSTER_NAME)
     for reason in ("CreatedService", "CreatedHeadPod", "CreatedWorkerPod"):
         assert reason in described
+    # An event on the idle cluster wakes the controller, which finds nothing to write.
+    await asyncio.sleep(1.0)  # let the last status settle
+    reconciles = metric_total(reconciler, "raysvc_reconciles_total")
     revision = rk_kube.revision
+    await kubectl(rk_kube, tmp_path, namespace, "annotate", names[1], "touched=yes")
     await asyncio.sleep(1.5)
-    assert rk_kube.revision == revision
+    assert metric_total(reconciler, "raysvc_reconciles_total") > reconciles
+    assert rk_kube.revision == revision + 1  # the annotation, and nothing after it
 
 
 async def test_workers_scale_up_and_the_autoscaler_chooses_which_go(

@@ -68,18 +68,22 @@ async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without
             services = await kube.services()
             return selected_cluster(services["rayservice-sample-serve-svc"]) not in ("", old)
 
-        deadlines: list[str] = []
+        deadlines: list[str] = []  # the old cluster's deletion deadline, as each process saw it
 
-        async def old_marked() -> bool:
+        async def old_deadline() -> str | None:
             for cluster in await kube.rayclusters():
                 if cluster["metadata"]["name"] == old:
                     value = _annotation(cluster, "raysvc.io/delete-after")
                     if value:
                         deadlines.append(value)
-                    return value is not None
-            return False
+                    return value
+            return None
+
+        async def old_marked() -> bool:
+            return await old_deadline() is not None
 
         async def old_gone() -> bool:
+            await old_deadline()  # a restarted process must keep the deadline it finds
             return old not in [c["metadata"]["name"] for c in await kube.rayclusters()]
 
         for step in (two_clusters, new_has_config, switched, old_marked, old_gone):
@@ -99,6 +103,7 @@ async def test_a_reconciler_killed_at_every_step_of_an_upgrade_converges_without
         assert len(new_head.submissions) == 1  # no duplicate submission
         assert submitted_prices(new_head) == {"price": 4}
         assert len(old_head.submissions) == submitted_before  # nothing went to the old one
+        assert len(deadlines) >= 2, deadlines  # seen by the process that set it and the next
         assert len(set(deadlines)) == 1  # the deletion delay was not restarted
         assert not [
             p for p in await kube.pods() if p["metadata"]["labels"]["ray.io/cluster"] == old
@@ -112,9 +117,11 @@ async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop
 ) -> None:
     kube = Cluster(rk_api, namespace)
     faults = rk_kube.faults
-    faults.fail(409, verb="patch", resource="rayservices", namespace=namespace, times=3)
-    faults.fail(500, verb="create", resource="rayclusters", namespace=namespace, times=2)
-    faults.fail(409, verb="create", resource="services", namespace=namespace, times=1)
+    injected = [
+        faults.fail(409, verb="patch", resource="rayservices", namespace=namespace, times=3),
+        faults.fail(500, verb="create", resource="rayclusters", namespace=namespace, times=2),
+        faults.fail(409, verb="create", resource="services", namespace=namespace, times=1),
+    ]
     try:
         await kube.create()
         async with running_reconciler(rk_api, namespace):
@@ -123,15 +130,16 @@ async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop
             head = kubelet.head(cluster)
             # watches end and the history is compacted: the caches must list again (410)
             rk_kube.compact()
-            faults.drop_watches()
+            assert faults.drop_watches() > 0
             await kube.update(
                 lambda rs: rs["spec"].update(
                     serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 3", "price: 7")
                 )
             )
             await eventually(lambda: _async(submitted_prices(head) == {"price": 7}))
-            faults.drop_watches()
-            faults.fail(500, verb="list", resource="pods", times=2)
+            injected.append(faults.fail(500, verb="list", resource="pods", times=2))
+            rk_kube.compact()  # so the caches list again, and the Pods' list fails twice first
+            assert faults.drop_watches() > 0
             await kube.update(
                 lambda rs: rs["spec"].update(
                     serveConfigV2=rs["spec"]["serveConfigV2"].replace("price: 7", "price: 8")
@@ -139,6 +147,7 @@ async def test_conflicts_errors_dropped_watches_and_expired_versions_do_not_stop
             )
             await eventually(lambda: _async(submitted_prices(head) == {"price": 8}))
             assert len(await kube.live_clusters()) == 1
+            assert [f.hits for f in injected] == [f.times for f in injected]  # every fault fired
     finally:
         faults.clear()
 

@@ -20,6 +20,7 @@ from tests.integration.reconciler.fakeray import FakeKubelet, submitted_prices
 from tests.integration.reconciler.support import (
     Cluster,
     eventually,
+    metric_total,
     running_reconciler,
     selected_cluster,
 )
@@ -149,20 +150,11 @@ async def test_an_idle_rayservice_costs_no_api_write(
     async with running_reconciler(rk_api, namespace, plan=polling) as reconciler:
         await eventually(kube.running)
         await asyncio.sleep(1.0)  # let the last status settle
-        reconciles = _sample(reconciler, "raysvc_reconciles_total")
+        reconciles = metric_total(reconciler, "raysvc_reconciles_total")
         revision = rk_kube.revision
         await asyncio.sleep(3.0)
-        assert _sample(reconciler, "raysvc_reconciles_total") > reconciles + 5
+        assert metric_total(reconciler, "raysvc_reconciles_total") > reconciles + 5
         assert rk_kube.revision == revision
-
-
-def _sample(reconciler: Any, name: str) -> float:
-    total = 0.0
-    for metric in reconciler.metrics.registry.collect():
-        for sample_ in metric.samples:
-            if sample_.name == name:
-                total += sample_.value
-    return total
 
 
 async def test_a_rayservice_admitted_without_the_webhook_gets_its_hashes_computed(

@@ -203,7 +203,9 @@ def test_the_first_cluster_ready_gets_both_services_and_becomes_active() -> None
 
 def test_a_serve_only_change_is_submitted_to_the_active_cluster() -> None:
     o = steady()
-    changed = rayservice(**{"spec.serveConfigV2": o.spec["serveConfigV2"].replace("3", "4")})
+    changed = rayservice(
+        **{"spec.serveConfigV2": o.spec["serveConfigV2"].replace("price: 3", "price: 4")}
+    )
     changed["status"] = o.status
     new = Observed(changed, goal_of(changed), o.clusters, o.services, o.serve_endpoints)
     decided = plan(new, NOW, SETTINGS)
@@ -348,37 +350,40 @@ def test_a_pending_cluster_within_the_timeout_sets_a_timer_for_its_deadline() ->
         "rs-raycluster-bbbbb",
         o.rayservice,
         purpose="upgrade",
-        created=NOW - dt.timedelta(seconds=100),
+        created=NOW - dt.timedelta(seconds=599),
     )
-    decided = plan(with_pending(o, slow), NOW, SETTINGS)
+    polls = replace(SETTINGS, busy_poll=5.0, settle_poll=5.0)  # slower than the deadline
+    decided = plan(with_pending(o, slow), NOW, polls)
     assert "Delete" not in kinds(decided)
-    assert decided.requeue_after is not None
-    assert decided.requeue_after <= SETTINGS.busy_poll  # much sooner than the deadline (500 s)
+    assert decided.requeue_after == pytest.approx(1.0)  # the deadline, 1 s away
 
 
 @pytest.mark.parametrize(
-    ("section", "threshold_field"),
+    ("threshold_field", "elapsed", "replaced"),
     [
-        ({"dashboardUnreachableSince": rfc3339(NOW - dt.timedelta(seconds=301))}, None),
-        (None, "serviceUnhealthySecondThreshold"),
+        ("deploymentUnhealthySecondThreshold", 31, True),
+        ("deploymentUnhealthySecondThreshold", 29, False),
+        ("serviceUnhealthySecondThreshold", 31, True),
+        ("serviceUnhealthySecondThreshold", 29, False),
     ],
 )
 def test_an_active_cluster_unhealthy_past_its_threshold_gets_a_replacement(
-    section: dict[str, Any] | None, threshold_field: str | None
+    threshold_field: str, elapsed: int, replaced: bool
 ) -> None:
-    o = steady()
+    """The spec's threshold (30 s here) decides; under it, a timer for when it passes."""
+    o = steady(rayservice(**{f"spec.{threshold_field}": 30}))
     (active,) = o.clusters
     status = dict(o.status)
-    if section is not None:
-        status["activeServiceStatus"] = {**status["activeServiceStatus"], **section}
+    since = rfc3339(NOW - dt.timedelta(seconds=elapsed))
+    if threshold_field == "deploymentUnhealthySecondThreshold":
+        status["activeServiceStatus"] = {
+            **status["activeServiceStatus"],
+            "dashboardUnreachableSince": since,
+        }
         o = replace(o, clusters=(replace(active, serve=None, dashboard_error="timeout"),))
     else:
         apps = dict(status["activeServiceStatus"]["applicationStatuses"])
-        apps["math_app"] = {
-            **apps["math_app"],
-            "status": "UNHEALTHY",
-            "unhealthySince": rfc3339(NOW - dt.timedelta(seconds=901)),
-        }
+        apps["math_app"] = {**apps["math_app"], "status": "UNHEALTHY", "unhealthySince": since}
         status["activeServiceStatus"] = {
             **status["activeServiceStatus"],
             "applicationStatuses": apps,
@@ -389,9 +394,16 @@ def test_an_active_cluster_unhealthy_past_its_threshold_gets_a_replacement(
         o = replace(o, clusters=(replace(active, serve=unhealthy),))
     o = replace(o, rayservice={**o.rayservice, "status": status})
     decided = plan(o, NOW, SETTINGS)
-    (create,) = [a for a in decided.actions if isinstance(a, Create)]
-    assert create.obj["metadata"]["annotations"][names.PURPOSE] == "replace"
-    assert events(decided) == ["UnhealthyClusterReplaced"]
+    creates = [a for a in decided.actions if isinstance(a, Create)]
+    if replaced:
+        (create,) = creates
+        assert create.obj["metadata"]["annotations"][names.PURPOSE] == "replace"
+        assert events(decided) == ["UnhealthyClusterReplaced"]
+    else:
+        assert creates == []
+        assert "UnhealthyClusterReplaced" not in events(decided)
+        assert decided.requeue_after is not None
+        assert decided.requeue_after <= 2.0  # back when the threshold has passed
 
 
 def test_unhealthy_for_less_than_the_threshold_only_starts_the_clock() -> None:

@@ -620,6 +620,15 @@ def test_a_created_pod_manifest_is_a_copy_the_executor_may_keep() -> None:
     world = World(sample_cluster())
     creates = [a for a in world.plan().actions if isinstance(a, Create)]
     pods = [a.obj for a in creates if a.obj["kind"] == "Pod"]
-    assert pods[0] is not pods[1]
+    template = copy.deepcopy(world.cluster["spec"])
+    again = [
+        a.obj for a in world.plan().actions if isinstance(a, Create) and a.obj["kind"] == "Pod"
+    ]
+    for pod in pods:  # what the executor may do to a manifest it was handed
+        pod["spec"]["containers"][0]["image"] = "changed"
+        pod["metadata"]["labels"]["changed"] = "yes"
+    assert world.cluster["spec"] == template
+    assert all(p["spec"]["containers"][0]["image"] != "changed" for p in again)
+    assert all("changed" not in p["metadata"]["labels"] for p in again)
     named = created(dict(pods[1]))
     assert named["metadata"]["name"].startswith(WORKER)
