@@ -38,6 +38,8 @@ __all__ = [
 SERVE_PATH: Final = "/api/serve/applications/"
 _MAX_MESSAGE: Final = 2000
 _MAX_BODY: Final = 16 * 1024 * 1024
+_MAX_ERROR_BODY: Final = 64 * 1024
+_STEADY: Final = frozenset({"HEALTHY", "UPSCALING", "DOWNSCALING"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +70,11 @@ class ServeStatus:
 
     @property
     def settled(self) -> bool:
-        """Every application RUNNING and every deployment HEALTHY: nothing is moving."""
+        """Every application RUNNING and no deployment updating to a new config: what was
+        submitted is in place. Autoscaling (UPSCALING, DOWNSCALING) is not a config change and
+        may go on for as long as the load moves."""
         return self.all_running and all(
-            dep.status == "HEALTHY"
-            for app in self.apps.values()
-            for dep in app.deployments.values()
+            dep.status in _STEADY for app in self.apps.values() for dep in app.deployments.values()
         )
 
     def runs(self, config: Mapping[str, Any]) -> bool:
@@ -102,6 +104,22 @@ class Refused(DashboardError):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """The whole body, up to ``limit`` bytes: past it, the rest is dropped (``truncate``) or
+    ``ValueError`` is raised. (``content.read(n)`` returns only what has arrived so far.)"""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        if size + len(chunk) > limit:
+            if not truncate:
+                raise ValueError(f"the answer is larger than {limit} bytes")
+            chunks.append(chunk[: limit - size])
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _text(value: object) -> str:
@@ -178,7 +196,7 @@ class DashboardClient:
                 params={"api_type": "declarative"},
                 timeout=self.get_timeout,
             ) as response:
-                body = await response.content.read(_MAX_BODY)
+                body = await _read(response, _MAX_BODY)
                 if response.status != 200:
                     self.metrics.dashboard_calls.labels("get", f"http-{response.status}").inc()
                     raise DashboardError(f"HTTP {response.status}: {_text(body.decode())}")
@@ -198,7 +216,7 @@ class DashboardClient:
                 headers={"Content-Type": "application/json"},
                 timeout=self.put_timeout,
             ) as response:
-                body = await response.content.read(64 * 1024)
+                body = await _read(response, _MAX_ERROR_BODY, truncate=True)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as e:
             self.metrics.dashboard_calls.labels("put", "unreachable").inc()
@@ -219,7 +237,7 @@ class DashboardClient:
             async with self.session.get(
                 f"http://{host}:{port}/-/healthz", timeout=self.get_timeout
             ) as response:
-                await response.content.read(4096)
+                await _read(response, 4096, truncate=True)
                 healthy = response.status == 200
         except (aiohttp.ClientError, TimeoutError):
             self.metrics.dashboard_calls.labels("proxy-health", "unreachable").inc()
