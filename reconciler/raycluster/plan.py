@@ -73,11 +73,6 @@ def _pods(count: int, kind: str = "") -> str:
     return f"{count} {kind}Pod{'' if count == 1 else 's'}"
 
 
-def _age_key(pod: Mapping[str, Any]) -> tuple[str, str]:
-    meta = _mapping(pod.get("metadata"))
-    return str(meta.get("creationTimestamp", "")), str(meta.get("name", ""))
-
-
 class _Writer:
     """Collects the actions of one plan, with the cluster they are about."""
 
@@ -171,7 +166,7 @@ def _delete_all(writer: _Writer, pods: Sequence[Mapping[str, Any]], reason: str)
 
 
 def _head(writer: _Writer, pods: Sequence[Mapping[str, Any]], manifests: _Manifests) -> None:
-    heads = sorted(pods, key=_age_key)
+    heads = sorted(pods, key=replicas.age_key)
     active = [p for p in heads if replicas.is_active(p)]
     healthy = []
     for pod in active:

@@ -18,14 +18,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from reconciler.raycluster.names import NODE_TYPE_LABEL
+
 __all__ = [
     "INT32_MAX",
     "Clamp",
+    "age_key",
     "bound_workers",
     "choose_removals",
     "clamp",
     "desired_replicas",
     "desired_workers",
+    "head_pod",
     "hosts",
     "is_active",
     "is_running",
@@ -129,6 +133,24 @@ def owned_by(pod: Mapping[str, Any], uid: str) -> bool:
 def is_active(pod: Mapping[str, Any]) -> bool:
     """Not being deleted."""
     return not _mapping(pod.get("metadata")).get("deletionTimestamp")
+
+
+def age_key(pod: Mapping[str, Any]) -> tuple[str, str]:
+    """Oldest first: creation time, then name."""
+    meta = _mapping(pod.get("metadata"))
+    return str(meta.get("creationTimestamp", "")), str(meta.get("name", ""))
+
+
+def head_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The head Pod a cluster keeps: the oldest head not being deleted (a second one is
+    deleted), or ``None``."""
+    heads = [
+        p
+        for p in pods
+        if is_active(p)
+        and _mapping(_mapping(p.get("metadata")).get("labels")).get(NODE_TYPE_LABEL) == "head"
+    ]
+    return min(heads, key=age_key) if heads else None
 
 
 def is_running(pod: Mapping[str, Any]) -> bool:

@@ -163,10 +163,8 @@ def compute_status(
 
     active = [p for p in pods if replicas.is_active(p)]
     heads = [p for p in pods if _node_type(p) == "head"]
-    active_heads = sorted((p for p in heads if replicas.is_active(p)), key=_age_key) or sorted(
-        heads, key=_age_key
-    )
-    head = active_heads[0] if active_heads else None
+    # the head the controller keeps; while every head is going, the oldest of them
+    head = replicas.head_pod(pods) or min(heads, key=replicas.age_key, default=None)
     workers = [p for p in active if _node_type(p) == "worker"]
     desired = sum(replicas.desired_workers(g) for g in groups)
     bounds = [replicas.bound_workers(g) for g in groups]
@@ -248,8 +246,3 @@ def compute_status(
 
 def _node_type(pod: Mapping[str, Any]) -> str:
     return str(_mapping(_mapping(pod.get("metadata")).get("labels")).get(names.NODE_TYPE_LABEL, ""))
-
-
-def _age_key(pod: Mapping[str, Any]) -> tuple[str, str]:
-    meta = _mapping(pod.get("metadata"))
-    return str(meta.get("creationTimestamp", "")), str(meta.get("name", ""))

@@ -15,33 +15,24 @@ from typing import Any
 from reconciler.caches import CLUSTER, OWNER, Caches
 from reconciler.dashboard import DashboardClient, DashboardError
 from reconciler.informer import Key
+from reconciler.raycluster import replicas
 from reconciler.rayservice import names
 from reconciler.rayservice.goal import goal_of
 from reconciler.rayservice.observed import ClusterView, Head, Observed
 
-__all__ = ["observe", "pod_ready"]
+__all__ = ["head_view", "observe", "pod_ready"]
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
-    """The Pod's Ready condition is True (and it is not being deleted)."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
+    """Running and Ready, and not being deleted."""
+    return replicas.is_active(pod) and replicas.is_running_and_ready(pod)
 
 
-def _head(pods: list[dict[str, Any]]) -> Head | None:
-    heads = [
-        p
-        for p in pods
-        if (p["metadata"].get("labels") or {}).get(names.NODE_TYPE) == "head"
-        and not p["metadata"].get("deletionTimestamp")
-    ]
-    if not heads:
+def head_view(pods: list[dict[str, Any]]) -> Head | None:
+    """The head Pod the RayCluster controller keeps (the one that will go on serving)."""
+    pod = replicas.head_pod(pods)
+    if pod is None:
         return None
-    pod = max(heads, key=lambda p: str(p["metadata"].get("creationTimestamp", "")))
     status = pod.get("status") or {}
     return Head(
         name=str(pod["metadata"]["name"]),
@@ -86,7 +77,7 @@ async def observe(key: Key, caches: Caches, dashboard: DashboardClient) -> Obser
         for c in clusters
     }
     views = await asyncio.gather(
-        *(_look(c, _head(pods[c["metadata"]["name"]]), dashboard) for c in clusters)
+        *(_look(c, head_view(pods[c["metadata"]["name"]]), dashboard) for c in clusters)
     )
     endpoints = {
         cluster_name: sum(

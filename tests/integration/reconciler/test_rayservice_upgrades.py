@@ -216,10 +216,17 @@ async def test_an_application_unhealthy_past_its_threshold_replaces_the_cluster(
             serving = selected_cluster(services["rayservice-sample-serve-svc"])
             return serving if serving != active else ""
 
-        await eventually(replaced, within=15)
-        rs = await kube.rayservice()
-        apps = rs["status"]["activeServiceStatus"]["applicationStatuses"]
-        assert apps["math_app"]["status"] == "RUNNING"
+        new = await eventually(replaced, within=15)
+
+        async def reported() -> bool:  # the status follows the switch in the same reconcile
+            active = (await kube.rayservice())["status"]["activeServiceStatus"]
+            apps = active.get("applicationStatuses") or {}
+            return bool(
+                active.get("rayClusterName") == new
+                and apps.get("math_app", {}).get("status") == "RUNNING"
+            )
+
+        await eventually(reported, within=10)
 
 
 async def test_a_serve_service_setting_is_applied_to_the_live_service_in_place(

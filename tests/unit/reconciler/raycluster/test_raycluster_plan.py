@@ -16,7 +16,8 @@ import jsonpatch
 import pytest
 
 from reconciler.actions import Create, Delete, JsonPatch, Plan, RecordEvent, WriteStatus
-from reconciler.raycluster import Observed, plan
+from reconciler.raycluster import Observed, plan, replicas
+from reconciler.rayservice.observe import head_view
 from tests.raycluster_objects import (
     CLUSTER_NAME,
     CLUSTER_UID,
@@ -632,3 +633,29 @@ def test_a_created_pod_manifest_is_a_copy_the_executor_may_keep() -> None:
     assert all("changed" not in p["metadata"]["labels"] for p in again)
     named = created(dict(pods[1]))
     assert named["metadata"]["name"].startswith(WORKER)
+
+
+def test_the_rayservice_side_talks_to_the_head_this_controller_keeps() -> None:
+    """With two heads (one about to be deleted as the second), both controllers pick the same."""
+
+    def head(name: str, created: str, deleting: bool = False) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "name": name,
+            "creationTimestamp": created,
+            "labels": {"ray.io/node-type": "head"},
+        }
+        if deleting:
+            meta["deletionTimestamp"] = "2026-01-01T00:00:09Z"
+        return {"metadata": meta, "status": {"phase": "Running"}}
+
+    pods = [
+        head("young", "2026-01-01T00:00:05Z"),
+        head("old", "2026-01-01T00:00:01Z"),
+        head("oldest-going", "2026-01-01T00:00:00Z", deleting=True),
+    ]
+    kept = replicas.head_pod(pods)
+    assert kept is not None
+    assert kept["metadata"]["name"] == "old"  # the oldest not being deleted; "young" goes
+    seen = head_view(list(pods))
+    assert seen is not None
+    assert seen.name == "old"
