@@ -67,6 +67,8 @@ class ReconcilerSettings:
     metrics_port: int = 8080
     dashboard_get_timeout: float = 5.0
     dashboard_put_timeout: float = 15.0
+    cache_sync_timeout: float = 120.0
+    """How long the first list of every watched kind may take before the process gives up."""
 
 
 class Reconciler:
@@ -96,7 +98,8 @@ class Reconciler:
         self.ports: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> int:
-        """Run until ``stop``; returns 0, or 1 when leadership was lost."""
+        """Run until ``stop``; returns 0, or 1 when leadership was lost or the caches could not
+        be filled within ``cache_sync_timeout`` (the API unreachable or forbidden)."""
         s = self.settings
         recorder = EventRecorder(self.kube, instance=s.identity, clock=self.clock)
         elector = (
@@ -142,7 +145,11 @@ class Reconciler:
                 )
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(i.run()) for i in self.caches.informers()]
-                await asyncio.gather(*(i.synced.wait() for i in self.caches.informers()))
+                code = await self._sync(stop)
+                if code is not None:
+                    for task in tasks:
+                        task.cancel()
+                    return code
                 self.synced = True
                 log.info(
                     "caches synced",
@@ -152,6 +159,35 @@ class Reconciler:
                 for task in tasks:
                     task.cancel()
         return code
+
+    async def _sync(self, stop: asyncio.Event) -> int | None:
+        """Wait until every cache has listed once: ``None``, or the code to exit with."""
+        informers = self.caches.informers()
+        synced: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(i.synced.wait() for i in informers))
+        )
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait(
+                {synced, stopping},
+                timeout=self.settings.cache_sync_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            for waiter in (synced, stopping):
+                waiter.cancel()
+        if synced.done() and not synced.cancelled():
+            return None
+        if stop.is_set():
+            return 0
+        log.error(
+            "caches did not sync",
+            extra={
+                "seconds": self.settings.cache_sync_timeout,
+                "waiting_for": [i.kind.kind for i in informers if not i.synced.is_set()],
+            },
+        )
+        return 1
 
     async def _lead(
         self,

@@ -11,6 +11,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from localkube import LocalKube
+from reconciler.manager import Reconciler, ReconcilerSettings
 from tests.builders import put, sample
 from tests.integration.reconciler.fakeray import FakeKubelet, submitted_prices
 from tests.integration.reconciler.support import (
@@ -196,3 +197,47 @@ async def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_di
     finally:
         first.kill()
         second.kill()
+
+
+def _settings(namespace: str, **changes: Any) -> ReconcilerSettings:
+    return ReconcilerSettings(
+        namespaces=(namespace,),
+        health_host="127.0.0.1",
+        health_port=0,
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+        **changes,
+    )
+
+
+async def test_caches_that_cannot_be_filled_end_the_process_with_1(
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str
+) -> None:
+    """As controller-runtime's cache-sync timeout: a forbidden list is not waited on forever."""
+    forbidden = rk_kube.faults.fail(
+        403, verb="list", resource="rayservices", namespace=namespace, times=None
+    )
+    try:
+        reconciler = Reconciler(rk_api, _settings(namespace, cache_sync_timeout=1.0))
+        code = await asyncio.wait_for(reconciler.run(asyncio.Event()), 10)
+    finally:
+        rk_kube.faults.clear()
+    assert code == 1
+    assert forbidden.hits >= 1
+    assert not reconciler.synced
+
+
+async def test_a_stop_while_the_caches_fill_ends_at_once(
+    rk_api: client.ApiClient, rk_kube: LocalKube, namespace: str
+) -> None:
+    rk_kube.faults.fail(403, verb="list", resource="rayservices", namespace=namespace, times=None)
+    stop = asyncio.Event()
+    try:
+        reconciler = Reconciler(rk_api, _settings(namespace))  # a 120 s sync timeout
+        task = asyncio.create_task(reconciler.run(stop))
+        await asyncio.sleep(0.5)
+        stop.set()
+        code = await asyncio.wait_for(task, 5)
+    finally:
+        rk_kube.faults.clear()
+    assert code == 0
