@@ -18,7 +18,15 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
-from reconciler.actions import Create, Delete, JsonPatch, MergePatch, RecordEvent, WriteStatus
+from reconciler.actions import (
+    Create,
+    Delete,
+    JsonPatch,
+    MergePatch,
+    RecordEvent,
+    Ref,
+    WriteStatus,
+)
 from reconciler.events import EventRecorder
 from reconciler.informer import Informer
 from reconciler.kube import ApiError, KubeClient
@@ -86,9 +94,11 @@ class Executor:
                 log.info("object patched", extra={"object": str(ref), "why": why})
                 await self._settle(patched)
             case Delete(ref=ref, propagation=propagation, why=why):
-                if await self.kube.delete(ref, propagation=propagation):
+                answer = await self.kube.delete(ref, propagation=propagation)
+                if answer is not None:
                     self._wrote("delete")
                     log.info("object deleted", extra={"object": str(ref), "why": why})
+                    await self._settle_deletion(ref, answer)
             case WriteStatus(ref=ref, status=status):
                 written = await self.kube.json_patch(
                     ref, [{"op": "add", "path": "/status", "value": status}], subresource="status"
@@ -122,6 +132,23 @@ class Executor:
                 )
                 return
         log.debug("cache lags behind a write", extra={"object": _name(obj)})
+
+    async def _settle_deletion(self, ref: Ref, answer: Mapping[str, Any]) -> None:
+        """Wait (bounded) until the cache shows the deletion: the object marked for deletion
+        (a graceful delete answers with that version) or gone. A plan made from a cache that
+        still held it would delete it, or another object in its place, a second time."""
+        cache = self.caches.get((ref.api_version, ref.kind))
+        if cache is None:
+            return
+        meta = answer.get("metadata") if answer.get("kind") == ref.kind else None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_READ_YOUR_WRITES_SECONDS):
+                if isinstance(meta, Mapping) and meta.get("deletionTimestamp"):
+                    await cache.wait_for(ref.namespace, ref.name, str(meta.get("resourceVersion")))
+                else:
+                    await cache.wait_gone(ref.namespace, ref.name)
+                return
+        log.debug("cache lags behind a deletion", extra={"object": str(ref)})
 
 
 def _name(obj: Mapping[str, Any]) -> str:

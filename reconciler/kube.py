@@ -265,8 +265,9 @@ class KubeClient:
             )
         )
 
-    async def delete(self, ref: Ref, *, propagation: str = "Background") -> bool:
-        """DELETE; True if this call deleted it (or started to), False if it was already gone."""
+    async def delete(self, ref: Ref, *, propagation: str = "Background") -> dict[str, Any] | None:
+        """DELETE; what the server answered (the object, with a ``deletionTimestamp`` while it
+        goes gracefully, or a Status), or None if it was already gone."""
         rk = kind_of(ref.api_version, ref.kind)
         options: dict[str, Any] = {"propagationPolicy": propagation}
         if ref.uid or ref.resource_version:
@@ -274,7 +275,7 @@ class KubeClient:
                 k: v for k, v in (("uid", ref.uid), ("resourceVersion", ref.resource_version)) if v
             }
         try:
-            await self._call(
+            answer = await self._call(
                 self._fn(rk, "delete")(
                     *self._args(rk, ref.namespace, ref.name),
                     body=options,
@@ -284,9 +285,9 @@ class KubeClient:
             )
         except ApiError as e:
             if e.not_found:
-                return False
+                return None
             raise
-        return True
+        return dict(answer) if isinstance(answer, Mapping) else {}
 
     def _collection(
         self, rk: ResourceKind, namespace: str
