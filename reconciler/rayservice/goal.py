@@ -8,32 +8,45 @@ validated too, since nobody else did (``Goal.errors``).
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import hashlib
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
 from rayservice import apply_defaults, contract, evaluate, parse_serve_config
+from rayservice.memo import Memo
 from reconciler.rayservice.observed import Goal
 
 __all__ = ["goal_of"]
 
-_MEMO_SIZE: Final = 4096
-_memo: collections.OrderedDict[tuple[str, str], Goal] = collections.OrderedDict()
+_memo: Memo[str, Goal] = Memo(max_chars=1 << 20, max_entries=4096)
 
 
 def goal_of(rayservice: Mapping[str, Any]) -> Goal:
-    """The goal of a RayService object as stored (memoized by uid and resourceVersion)."""
+    """The goal of a RayService object as stored.
+
+    Memoized by what it is computed from: the object (uid), a digest of its spec and the
+    hashes the webhook wrote. Status writes and other metadata changes do not recompute it.
+    """
     meta = rayservice.get("metadata") or {}
-    key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
-    found = _memo.get(key) if all(key) else None
+    annotations = meta.get("annotations") or {}
+    uid = meta.get("uid")
+    key = None
+    with contextlib.suppress(TypeError):  # e.g. an integer past 64 bits: not memoized
+        spec = orjson.dumps(rayservice.get("spec"), option=orjson.OPT_SORT_KEYS)
+        key = (
+            f"{uid}/{hashlib.blake2b(spec, digest_size=16).hexdigest()}/"
+            f"{annotations.get(contract.CLUSTER_HASH)}/{annotations.get(contract.SERVE_HASH)}"
+            if uid
+            else None
+        )
+    found = _memo.get(key) if key else None
     if found is None:
         found = _compute(rayservice)
-        if all(key):
-            _memo[key] = found
-            while len(_memo) > _MEMO_SIZE:
-                _memo.popitem(last=False)
+        if key:
+            _memo.put(key, found)
     return found
 
 

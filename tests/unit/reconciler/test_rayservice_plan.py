@@ -552,3 +552,15 @@ def test_an_applied_config_that_is_still_moving_is_looked_at_again_soon() -> Non
     )
     decided = plan(replace(o, clusters=(replace(active, serve=moving),)), NOW, SETTINGS)
     assert decided.requeue_after == SETTINGS.settle_poll
+
+
+def test_the_goal_is_computed_once_per_spec_not_once_per_status_write() -> None:
+    rs = rayservice()
+    rewritten = {
+        **rs,
+        "metadata": {**rs["metadata"], "resourceVersion": "999"},
+        "status": {"serviceStatus": "Running"},
+    }
+    assert goal_of(rewritten) is goal_of(rs)
+    changed = {**rs, "spec": {**rs["spec"], "serviceUnhealthySecondThreshold": 5}}
+    assert goal_of(changed) is not goal_of(rs)
