@@ -24,11 +24,14 @@ from fractions import Fraction
 from typing import Final
 
 __all__ = [
+    "BINARY_SUFFIXES",
+    "DECIMAL_SUFFIXES",
     "MAX_QUANTITY",
     "QuantityError",
     "format_cpu",
     "format_memory",
     "parse_quantity",
+    "quantity_format",
     "quantity_value",
 ]
 
@@ -40,10 +43,12 @@ FORMAT_DETAIL: Final = (
 )
 RANGE_DETAIL: Final = f"must be no more than {MAX_QUANTITY} in magnitude"
 
-_DECIMAL_SUFFIXES: Final = {
+DECIMAL_SUFFIXES: Final = {
     "": 0, "n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18
 }  # fmt: skip
-_BINARY_SUFFIXES: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+"""Decimal SI suffixes and their powers of ten."""
+BINARY_SUFFIXES: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+"""Binary SI suffixes and their powers of two."""
 _QUANTITY: Final = re.compile(
     r"([+-]?)([0-9]*)(?:\.([0-9]*))?"
     r"(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?"
@@ -79,6 +84,21 @@ def quantity_value(value: object) -> Fraction:
     return _text_value(value)
 
 
+def quantity_format(value: object) -> str:
+    """The format the API server prints a valid quantity in: ``BinarySI`` (``Ki`` ... ``Ei``),
+    ``DecimalExponent`` (``1e3``) or ``DecimalSI`` (every other suffix, plain numbers, JSON
+    numbers). Raises ``QuantityError`` as :func:`quantity_value` does."""
+    quantity_value(value)
+    if not isinstance(value, str):
+        return "DecimalSI"
+    match = _QUANTITY.fullmatch(value)
+    assert match is not None  # quantity_value accepted it
+    exponent, suffix = match.group(4), match.group(5)
+    if exponent is not None:
+        return "DecimalExponent"
+    return "BinarySI" if suffix in BINARY_SUFFIXES else "DecimalSI"
+
+
 _CACHED_LENGTH: Final = 40
 """Quantities repeat across containers and admissions; short texts are worth a cache entry."""
 
@@ -102,10 +122,10 @@ def _text_value(value: str) -> Fraction:
         else:
             power10 = int(exponent)
         power2 = 0
-    elif suffix in _BINARY_SUFFIXES:
-        power10, power2 = 0, _BINARY_SUFFIXES[suffix]
+    elif suffix in BINARY_SUFFIXES:
+        power10, power2 = 0, BINARY_SUFFIXES[suffix]
     else:
-        power10, power2 = _DECIMAL_SUFFIXES[suffix or ""], 0
+        power10, power2 = DECIMAL_SUFFIXES[suffix or ""], 0
     magnitude = _magnitude(whole, fraction, exponent, power10, power2)
     return -magnitude if sign == "-" else magnitude
 

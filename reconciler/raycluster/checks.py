@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rayservice.errors import FieldError, FieldWarning, Key, Path, Reason
-from reconciler.raycluster import quantity
+from rayservice.quantity import QuantityError, quantity_value
 
 __all__ = ["spec_errors", "spec_warnings"]
 
@@ -40,14 +40,15 @@ def _container_errors(template: object, path: Path) -> list[FieldError]:
         resources = _mapping(_mapping(container).get("resources"))
         for source in ("limits", "requests"):
             for name, text in _mapping(resources.get(source)).items():
-                if quantity.parse(text) is None:
+                try:
+                    quantity_value(text)
+                except QuantityError as e:  # the grammar's or the range's own detail
                     errors.append(
                         FieldError(
                             (*containers_path, index, "resources", source, Key(str(name))),
                             Reason.INVALID,
                             text,
-                            "quantities must match the regular expression "
-                            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+                            str(e),
                         )
                     )
     return errors

@@ -19,26 +19,21 @@ constants in ``utils/constant.go``. A probe the user wrote is kept as it is.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from rayservice.cluster_rules import parse_version
 from reconciler.raycluster.raystart import DASHBOARD_AGENT_PORT, DEFAULT_DASHBOARD_PORT
 
 __all__ = ["add_probes", "supports_unified_health_check"]
 
 _WGET: Final = "wget --tries 1 -T {timeout} -q -O- http://localhost:{port}/{path} | grep success"
-_VERSION: Final = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 _SERVE_PORT: Final = 8000
 
 
 def supports_unified_health_check(ray_version: str) -> bool:
     """Whether this Ray serves ``/api/healthz`` on the agent (2.53.0 and later)."""
-    match = _VERSION.match(ray_version)
-    if match is None:
-        return False
-    major, minor, patch = (int(part or 0) for part in match.groups())
-    return (major, minor, patch) >= (2, 53, 0)
+    return (parse_version(ray_version) or (0, 0, 0)) >= (2, 53, 0)
 
 
 def _port(params: Mapping[str, str], key: str, default: int) -> int:

@@ -18,36 +18,24 @@ Pure: no I/O. Invalid text parses to ``None``; callers decide what that means.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
-from rayservice.quantity import QuantityError, quantity_value
+from rayservice.quantity import (
+    BINARY_SUFFIXES,
+    DECIMAL_SUFFIXES,
+    QuantityError,
+    quantity_format,
+    quantity_value,
+)
 
 __all__ = ["ZERO", "Quantity", "parse"]
 
 Format = Literal["DecimalSI", "BinarySI", "DecimalExponent"]
 
-_NANO: Final = Fraction(1, 10**9)
-_DECIMAL: Final = {
-    "n": -9,
-    "u": -6,
-    "m": -3,
-    "": 0,
-    "k": 3,
-    "M": 6,
-    "G": 9,
-    "T": 12,
-    "P": 15,
-    "E": 18,
-}
-_BINARY: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_DECIMAL_SUFFIX: Final = {exponent: suffix for suffix, exponent in _DECIMAL.items()}
-_BINARY_SUFFIX: Final = {0: "", **{power: suffix for suffix, power in _BINARY.items()}}
-_TEXT: Final = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?$"
-)
+_DECIMAL_SUFFIX: Final = {exponent: suffix for suffix, exponent in DECIMAL_SUFFIXES.items()}
+_BINARY_SUFFIX: Final = {0: "", **{power: suffix for suffix, power in BINARY_SUFFIXES.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +73,9 @@ def parse(text: object) -> Quantity | None:
     adds the format the API server prints it in.
     """
     try:
-        value = quantity_value(text)
+        return Quantity(quantity_value(text), cast(Format, quantity_format(text)))
     except QuantityError:
         return None
-    if not isinstance(text, str):
-        return Quantity(_round_up(value))
-    match = _TEXT.match(text)
-    if match is None:
-        return None
-    _, exponent, suffix = match.groups()
-    if exponent:
-        return Quantity(_round_up(value), "DecimalExponent")
-    return Quantity(_round_up(value), "BinarySI" if suffix in _BINARY else "DecimalSI")
 
 
 def canonical(quantity: Quantity) -> str:
@@ -128,12 +107,3 @@ def _decimal_digits(value: Fraction) -> tuple[int, int]:
         mantissa /= 1000
         exponent += 3
     return int(mantissa), exponent
-
-
-def _round_up(value: Fraction) -> Fraction:
-    """Round away from zero to nano units, as the API server does with finer amounts."""
-    scaled = value / _NANO
-    if scaled.denominator == 1:
-        return value
-    whole = math.ceil(scaled) if scaled > 0 else math.floor(scaled)
-    return whole * _NANO

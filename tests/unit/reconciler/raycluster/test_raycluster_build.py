@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from reconciler.raycluster import build
+from reconciler.raycluster.checks import spec_errors
 from reconciler.raycluster.names import head_service_fqdn
 from tests.raycluster_objects import CLUSTER_NAME, Obj, sample_cluster
 
@@ -527,3 +528,22 @@ def test_a_template_without_a_container_cannot_be_built() -> None:
     cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"] = []
     with pytest.raises(ValueError, match="no containers"):
         build(cluster)
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("lots", "quantities must match the regular expression"),
+        ("1e30", "must be no more than 9223372036854775807 in magnitude"),
+    ],
+)
+def test_a_bad_quantity_is_a_field_error_with_the_api_servers_detail(
+    text: str, detail: str
+) -> None:
+    cluster = sample_cluster()
+    container = cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    container["resources"]["limits"]["cpu"] = text
+    (error,) = spec_errors(cluster)
+    message = str(error)
+    assert "spec.headGroupSpec.template.spec.containers[0].resources.limits[cpu]" in message
+    assert detail in message
