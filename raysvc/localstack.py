@@ -209,6 +209,8 @@ class LocalStack:
         """``raysvc webhook --cert-secret`` as a process, behind its Service, until it has
         injected its CA into both configurations."""
         assert self.api is not None
+        log_path = self.state / "webhook.log"
+        log_file = log_path.open("wb")  # this run's log; the webhook writes to it itself
         process = await asyncio.create_subprocess_exec(
             _RAYSVC,
             "webhook",
@@ -231,14 +233,13 @@ class LocalStack:
             "--health-port",
             "0",
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=log_file,
             # its own session: a Ctrl-C in the terminal stops raysvc up, which stops it last
             start_new_session=True,
         )
-        log_file = (self.state / "webhook.log").open("ab")
+        log_file.close()  # the child has its own descriptor
         try:
-            port = await asyncio.wait_for(self._webhook_port(process, log_file), _STARTUP_SECONDS)
-            copying = asyncio.create_task(_copy(process, log_file))
+            port = await asyncio.wait_for(self._webhook_port(process, log_path), _STARTUP_SECONDS)
             await self._register(port)
             try:
                 yield
@@ -247,7 +248,6 @@ class LocalStack:
                     process.terminate()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), 15)
-                copying.cancel()
         except TimeoutError as e:
             raise StackError("the webhook did not start: see its log in " + str(self.state)) from e
         finally:
@@ -255,21 +255,21 @@ class LocalStack:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-            log_file.close()
 
-    async def _webhook_port(self, process: asyncio.subprocess.Process, out: Any) -> int:
-        assert process.stderr is not None
+    async def _webhook_port(self, process: asyncio.subprocess.Process, log: Path) -> int:
+        """The port from the webhook's ``webhook listening`` log line (callers bound the wait)."""
         while True:
-            line = await process.stderr.readline()
-            if not line:
+            with log.open("rb") as f:
+                for line in f:
+                    with contextlib.suppress(ValueError, AttributeError):
+                        entry = json.loads(line)
+                        if entry.get("message") == "webhook listening":
+                            return int(entry["port"])
+            if process.returncode is not None:
                 raise StackError(
                     "the webhook exited at start: see webhook.log in " + str(self.state)
                 )
-            out.write(line)
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if entry.get("message") == "webhook listening":
-                    return int(entry["port"])
+            await asyncio.sleep(0.05)
 
     async def _register(self, port: int) -> None:
         """The webhook's Service and Endpoints, then wait for its CA in both configurations."""
@@ -383,10 +383,3 @@ class LocalStack:
             )
             lines.append(f"rayservice.ray.io/{name} configured")
         return lines
-
-
-async def _copy(process: asyncio.subprocess.Process, out: Any) -> None:
-    assert process.stderr is not None
-    while line := await process.stderr.readline():
-        out.write(line)
-        out.flush()

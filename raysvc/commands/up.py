@@ -19,6 +19,7 @@ import shlex
 import signal
 import sys
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -202,16 +203,17 @@ def _message(error: Any) -> str:
 
 
 def _warn_versions(say: Any, docs: list[dict[str, Any]]) -> None:
-    import ray
+    from importlib.metadata import version
 
+    ray_version = version("ray")  # without importing Ray on the loop that serves everything
     versions = {
         str(((doc.get("spec") or {}).get("rayClusterConfig") or {}).get("rayVersion", ""))
         for doc in docs
     }
     versions.discard("")
-    if versions - {ray.__version__}:
+    if versions - {ray_version}:
         say(
-            f"note: Pods run this machine's Ray {ray.__version__}, whatever rayVersion "
+            f"note: Pods run this machine's Ray {ray_version}, whatever rayVersion "
             f"({', '.join(sorted(versions))}) or image they name"
         )
 
@@ -270,6 +272,7 @@ async def _follow(
         (str((d.get("metadata") or {}).get("namespace") or "default"), str(d["metadata"]["name"]))
         for d in docs
     }
+    stopping = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
             services = informers[0]
@@ -278,26 +281,21 @@ async def _follow(
             ):
                 break
             changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await asyncio.wait(
-                        [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stop.wait())],
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
+            waiting = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait([waiting, stopping], timeout=1.0, return_when=FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
         if not stop.is_set():
             _ready(say, stack, serve_port, dashboard_port)
             await stop.wait()
         say("stopping (Ctrl-C)")
         return EXIT_OK
     finally:
+        stopping.cancel()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
-    meta = doc.get("metadata") or {}
-    return (str(meta.get("namespace") or "default"), str(meta.get("name", "")))
 
 
 def _ready(say: Any, stack: Any, serve_port: int, dashboard_port: int) -> None:
