@@ -166,8 +166,11 @@ class Workers:
         self._make = make
         self.executor = make()
 
-    def restart(self) -> None:
-        """Replace a broken executor (a worker killed, e.g. out of memory)."""
+    def restart(self, broken: Executor) -> None:
+        """Replace the executor ``broken`` (a worker killed, e.g. out of memory), unless a
+        review that failed with it at the same time has replaced it already."""
+        if self.executor is not broken:
+            return
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.executor = self._make()
 
@@ -294,22 +297,8 @@ async def _read(request: web.Request, seconds: float) -> bytes:
         raise _BodyAbortedError("client disconnected during the request body") from exc
 
 
-class _LargeGate:
-    """Admits ``count`` large reviews at once, across both webhooks (made on first use: a
-    semaphore belongs to the running loop)."""
-
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._semaphore: asyncio.Semaphore | None = None
-
-    def __call__(self) -> asyncio.Semaphore:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self._count)
-        return self._semaphore
-
-
 def _handler(
-    name: str, metrics: Metrics, limiter: LogLimiter, gate: _LargeGate
+    name: str, metrics: Metrics, limiter: LogLimiter, gate: asyncio.Semaphore
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     latency = metrics.latency.labels(name)
     bad_requests = metrics.rejected.labels(name, "400")
@@ -323,11 +312,22 @@ def _handler(
             if length is not None and length <= settings.inline_max_bytes:
                 outcome = _decide(name, await _read(request, settings.body_timeout))
             else:
-                async with gate():
+                # The wait for a turn counts against the body's deadline: past it, the API
+                # server has given up on this review anyway.
+                deadline = asyncio.get_running_loop().time() + settings.body_timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await gate.acquire()
+                except TimeoutError:
+                    raise _BodyAbortedError("waited too long for a turn") from None
+                try:
                     if request.transport is None or request.transport.is_closing():
                         raise _BodyAbortedError("client disconnected while its review waited")
-                    body = await _read(request, settings.body_timeout)
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    body = await _read(request, max(remaining, 0.0))
                     outcome = await _decide_elsewhere(request.app[WORKERS], name, body)
+                finally:
+                    gate.release()
         except _BodyAbortedError as exc:
             limiter.log(logging.INFO, "request body aborted", {"webhook": name, "reason": str(exc)})
             response = web.Response(status=408, text=f"{exc}\n")
@@ -361,10 +361,11 @@ def _handler(
 
 async def _decide_elsewhere(workers: Workers, name: str, body: bytes) -> _Outcome:
     loop = asyncio.get_running_loop()
+    executor = workers.executor
     try:
-        return await loop.run_in_executor(workers.executor, _decide, name, body)
+        return await loop.run_in_executor(executor, _decide, name, body)
     except BrokenProcessPool:
-        workers.restart()
+        workers.restart(executor)
         return _internal_error(name, _uid(body), traceback.format_exc())
 
 
@@ -431,7 +432,7 @@ def make_app(
     app[WORKERS] = workers or process_workers(settings.large_concurrency)
     app.on_response_prepare.append(_server_header)
     limiter = LogLimiter(log)
-    gate = _LargeGate(settings.large_concurrency)
+    gate = asyncio.Semaphore(settings.large_concurrency)  # bound to the loop on first use
     app.router.add_post("/mutate", _handler("mutate", metrics, limiter, gate))
     app.router.add_post("/validate", _handler("validate", metrics, limiter, gate))
     return app
