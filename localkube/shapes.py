@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from localkube.errors import Cause
+from localkube.errors import MAX_CAUSES, Cause
 from localkube.protobuf import message_name
 from localkube.protoschema import MESSAGES
 
@@ -271,7 +271,7 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
                 path,
             )
         ]
-    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         errors.append(
             Cause(
                 "FieldValueInvalid",
@@ -281,7 +281,7 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
                 path,
             )
         )
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         detail = "name part must be no more than 63 characters" if len(name) > 63 else ""
         errors.append(
             Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail or _QUALIFIED_HELP}", path)
@@ -289,19 +289,27 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
     return errors
 
 
-def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
-    """ObjectMeta checks kube-apiserver makes on every write (well-typed metadata assumed)."""
+def validate_metadata(obj: Mapping[str, Any], *, limit: int = MAX_CAUSES + 1) -> list[Cause]:
+    """ObjectMeta checks kube-apiserver makes on every write (well-typed metadata assumed).
+
+    Stops once ``limit`` causes are found: an answer reports no more than
+    :data:`localkube.errors.MAX_CAUSES` of them, so finding the rest is wasted work.
+    """
     meta = obj.get("metadata") or {}
     errors: list[Cause] = []
     for key, value in (meta.get("labels") or {}).items():
+        if len(errors) >= limit:
+            return errors[:limit]
         errors += _qualified_name_errors(str(key), "metadata.labels")
-        if len(str(value)) > 63 or not _LABEL_VALUE.match(str(value)):
+        if len(str(value)) > 63 or not _LABEL_VALUE.fullmatch(str(value)):
             detail = "must be no more than 63 characters" if len(str(value)) > 63 else _VALUE_HELP
             errors.append(
                 Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', "metadata.labels")
             )
     annotations = meta.get("annotations") or {}
     for key in annotations:
+        if len(errors) >= limit:
+            return errors[:limit]
         errors += [
             Cause(c.reason, c.message, "metadata.annotations")
             for c in _qualified_name_errors(str(key).lower(), "metadata.annotations")
@@ -316,6 +324,8 @@ def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
             )
         )
     for i, ref in enumerate(meta.get("ownerReferences") or []):
+        if len(errors) >= limit:
+            return errors[:limit]
         path = f"metadata.ownerReferences[{i}]"
         for key, label in (("apiVersion", "version"), ("kind", "kind"), ("name", "name")):
             if not ref.get(key):
@@ -333,8 +343,10 @@ def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
                 )
             )
     for i, finalizer in enumerate(meta.get("finalizers") or []):
+        if len(errors) >= limit:
+            break
         errors += [
             Cause(c.reason, c.message, f"metadata.finalizers[{i}]")
             for c in _qualified_name_errors(str(finalizer), "")
         ]
-    return errors
+    return errors[:limit]
