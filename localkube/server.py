@@ -108,7 +108,7 @@ def _parse_bool(value: str | None, name: str) -> bool:
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     response = web.Response(
         status=status,
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
         content_type="application/json",
     )
     for warning in _dedupe(warnings or []):
@@ -440,23 +440,39 @@ class Handler:
         if content_type not in (*accepted, "*/*", "application/octet-stream"):
             raise errors.unsupported_media_type(content_type, accepted)
         raw = await self._body(request)
+        kind = target.rt.kind
         if content_type == protobuf.MEDIA_TYPE:
             try:
-                return protobuf.decode(raw)
+                value: Any = protobuf.decode(raw)
             except protobuf.ProtobufError as e:
                 raise errors.bad_request(
-                    f"Object '{target.rt.kind}' cannot be decoded from protobuf: {e}"
+                    f"Object '{kind}' cannot be decoded from protobuf: {e}"
                 ) from e
+        else:
+            value = self._decode_text(raw, content_type == "application/yaml", kind)
+        self._bounded(value, f"Object '{kind}' cannot be decoded")
+        return value
+
+    def _decode_text(self, raw: bytes, yaml: bool, kind: str) -> Any:
+        """A JSON or YAML body as a JSON value (400, or 413 when it expands too far)."""
         limit = self.kube.settings.max_body_bytes
         try:
-            if content_type == "application/yaml":
+            if yaml:
                 return decoding.load_yaml(raw, max_bytes=limit)
             return decoding.load_json(raw, max_bytes=limit)
         except decoding.DecodeError as e:
             if e.too_large:
                 raise errors.too_large(str(e)) from e
-            kind = target.rt.kind
             raise errors.bad_request(f"Object '{kind}' cannot be decoded: {e}") from e
+
+    def _bounded(self, value: Any, what: str) -> None:
+        """The size, depth and number bounds every decoded body meets, whatever its format."""
+        try:
+            decoding.check_bounds(value, max_bytes=self.kube.settings.max_body_bytes)
+        except decoding.DecodeError as e:
+            if e.too_large:
+                raise errors.too_large(str(e)) from e
+            raise errors.bad_request(f"{what}: {e}") from e
 
     async def _serve(self, request: web.Request, target: Target, watch: bool) -> web.StreamResponse:
         method = request.method
@@ -551,8 +567,13 @@ class Handler:
                     decoded: Any = protobuf.decode(raw)
                 else:
                     decoded = decoding.load_json(raw, max_bytes=self.kube.settings.max_body_bytes)
-            except (ValueError, protobuf.ProtobufError) as e:
+            except decoding.DecodeError as e:
+                if e.too_large:
+                    raise errors.too_large(str(e)) from e
                 raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
+            self._bounded(decoded, "DeleteOptions cannot be decoded")
             if not isinstance(decoded, dict):
                 raise errors.bad_request("DeleteOptions must be an object")
             options = decoded

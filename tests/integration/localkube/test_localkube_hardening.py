@@ -3,11 +3,12 @@ answered as kube-apiserver answers it (400 or 422 with its wording), within boun
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from localkube import LocalKube
+from localkube import LocalKube, protobuf
 from tests.integration.localkube.helpers import raw
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -65,3 +66,113 @@ async def test_a_name_with_a_trailing_newline_is_invalid(
     status, body, _ = await raw(localkube.url, "POST", path, body=_cm("a\n"))
     assert (status, body["reason"]) == (422, "Invalid")
     assert body["details"]["causes"][0]["field"] == "metadata.name"
+
+
+# protobuf bodies meet the bounds JSON bodies meet ---------------------------------------------
+LIMIT = 3 * 1024 * 1024
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _bytes_field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _envelope(api_version: str, kind: str, message: bytes) -> bytes:
+    type_meta = _bytes_field(1, api_version.encode()) + _bytes_field(2, kind.encode())
+    return protobuf.MAGIC + _bytes_field(1, type_meta) + _bytes_field(2, message)
+
+
+def _configmap_with_meta(meta: bytes) -> bytes:
+    """A protobuf ConfigMap named "pb" whose ObjectMeta also carries ``meta``."""
+    return _envelope("v1", "ConfigMap", _bytes_field(1, _bytes_field(1, b"pb") + meta))
+
+
+async def _post_protobuf(localkube: LocalKube, namespace: str, body: bytes) -> tuple[int, Any]:
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    status, answer, _ = await raw(
+        localkube.url, "POST", path, data=body, content_type=protobuf.MEDIA_TYPE
+    )
+    return status, answer
+
+
+@pytest.mark.parametrize("depth", [300, 5000])
+async def test_deeply_nested_json_inside_a_protobuf_body_is_400(
+    localkube: LocalKube, kube_namespace: str, depth: int
+) -> None:
+    deep = b"[" * depth + b"]" * depth
+    entry = _bytes_field(6, b"FieldsV1") + _bytes_field(7, _bytes_field(1, deep))
+    status, answer = await _post_protobuf(
+        localkube, kube_namespace, _configmap_with_meta(_bytes_field(17, entry))
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"].startswith("Object 'ConfigMap' cannot be decoded")
+    assert answer["message"].endswith("exceeded max depth of 200")
+
+
+async def test_a_protobuf_body_that_decodes_beyond_the_size_limit_is_413(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    value = b"\x00" * (LIMIT - 100_000)  # fits the body limit, base64 in JSON does not
+    entry = _bytes_field(1, b"k") + _bytes_field(2, value)
+    meta = _bytes_field(1, _bytes_field(1, b"big"))
+    body = _envelope("v1", "ConfigMap", meta + _bytes_field(3, entry))
+    assert len(body) < LIMIT
+    status, answer = await _post_protobuf(localkube, kube_namespace, body)
+    assert (status, answer["message"]) == (413, f"Request entity too large: limit is {LIMIT}")
+
+
+@pytest.mark.parametrize("number", [1, 2])
+async def test_a_time_whose_fields_are_not_varints_is_400(
+    localkube: LocalKube, kube_namespace: str, number: int
+) -> None:
+    time = _bytes_field(number, b"12")  # seconds or nanos sent as bytes
+    status, answer = await _post_protobuf(
+        localkube, kube_namespace, _configmap_with_meta(_bytes_field(8, time))
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"] == (
+        "Object 'ConfigMap' cannot be decoded from protobuf: "
+        f"field {number} of k8s.io.apimachinery.pkg.apis.meta.v1.Time is not a varint"
+    )
+
+
+# numbers JSON cannot hold ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "content_type", "message"),
+    [
+        ("NaN", "application/json", "invalid character 'N' looking for beginning of value"),
+        ("Infinity", "application/json", "invalid character 'I' looking for beginning of value"),
+        ("-Infinity", "application/json", "invalid character '-' looking for beginning of value"),
+        (
+            "1e400",
+            "application/json",
+            "json: cannot unmarshal number 1e400 into Go value of type float64",
+        ),
+        (".nan", "application/yaml", "json: unsupported value: NaN"),
+        (".inf", "application/yaml", "json: unsupported value: +Inf"),
+        ("-.inf", "application/yaml", "json: unsupported value: -Inf"),
+        ("1.0e+400", "application/yaml", "json: unsupported value: +Inf"),
+    ],
+)
+async def test_a_number_json_cannot_hold_is_400(
+    localkube: LocalKube, kube_namespace: str, text: str, content_type: str, message: str
+) -> None:
+    rs = f'{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"n"}},"x":{text}}}'
+    path = f"/api/v1/namespaces/{kube_namespace}/configmaps"
+    status, answer, _ = await raw(
+        localkube.url, "POST", path, data=rs.encode(), content_type=content_type
+    )
+    assert (status, answer["reason"]) == (400, "BadRequest")
+    assert answer["message"].endswith(message)
+    status, listed, _ = await raw(localkube.url, "GET", path)
+    assert status == 200
+    assert "n" not in [item["metadata"]["name"] for item in listed["items"]]
+    json.dumps(listed, allow_nan=False)
