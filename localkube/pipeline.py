@@ -67,7 +67,10 @@ _PATCH_RETRIES = 5
 
 def now_rfc3339(later: float = 0) -> str:
     """The current time (plus ``later`` seconds) as kube-apiserver writes timestamps."""
-    return (datetime.now(UTC) + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC)
+    # a grace period may be any int64; the moment it names stops at the last representable one
+    later = min(later, (datetime.max.replace(tzinfo=UTC) - now).total_seconds() - 1)
+    return (now + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

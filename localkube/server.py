@@ -37,6 +37,7 @@ from localkube.kubelet import Kubelets
 from localkube.logsource import LogSource, MemoryLogs
 from localkube.persistence import SqlitePersistence
 from localkube.pipeline import Options, Pipeline
+from localkube.queryparams import INT64_MAX, INT64_MIN, parse_bool, parse_int
 from localkube.resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
 from localkube.selectors import (
     FieldSelector,
@@ -53,8 +54,6 @@ __all__ = ["KUBE", "Kube", "make_app"]
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 """What kube-apiserver's system:public-info-viewer role lets anyone read."""
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -91,18 +90,6 @@ class Target:
     name: str
     subresource: str
     all_namespaces: bool
-
-
-def _parse_bool(value: str | None, name: str) -> bool:
-    if value is None or value == "":
-        return False
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise errors.bad_request(
-        f'strconv.ParseBool: parsing "{value}": invalid syntax for parameter {name}'
-    )
 
 
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
@@ -178,7 +165,7 @@ def _options(request: web.Request) -> Options:
         dry_run=bool(dry_run_values),
         field_manager=query.get("fieldManager", ""),
         field_validation=validation,
-        force=_parse_bool(query.get("force"), "force"),
+        force=parse_bool(query.get("force"), "force"),
         user_agent=request.headers.get("User-Agent", ""),
     )
 
@@ -203,18 +190,6 @@ def _write_options(request: web.Request, delete_options: Mapping[str, Any]) -> O
     """The write options of a DELETE: a ``dryRun`` in the body counts as in the query."""
     opts = _options(request)
     return replace(opts, dry_run=True) if delete_options.get("dryRun") else opts
-
-
-def _parse_int(value: str, name: str) -> int:
-    """A query integer as Go's ``strconv.ParseInt`` reads it (400 on anything else)."""
-    try:
-        if not value or value.strip() != value or "_" in value:
-            raise ValueError(value)
-        return int(value, 10)
-    except ValueError:
-        raise errors.bad_request(
-            f'strconv.ParseInt: parsing "{value}": invalid syntax for parameter {name}'
-        ) from None
 
 
 _DELETE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
@@ -244,6 +219,11 @@ def _check_delete_options(options: Mapping[str, Any]) -> None:
         if value is None:
             continue
         wrong = not isinstance(value, allowed) or (int in allowed and isinstance(value, bool))
+        if key == "gracePeriodSeconds" and not wrong and not INT64_MIN <= value <= INT64_MAX:
+            raise errors.bad_request(
+                f"json: cannot unmarshal number {value} into Go struct field "
+                "DeleteOptions.gracePeriodSeconds of type int64"
+            )
         if key == "dryRun" and not wrong:
             wrong = not all(isinstance(v, str) for v in value)
         if key == "preconditions" and not wrong:
@@ -352,7 +332,7 @@ class Handler:
         return response
 
     async def _resource(self, request: web.Request, target: Target) -> web.StreamResponse:
-        watch = request.method == "GET" and _parse_bool(request.query.get("watch"), "watch")
+        watch = request.method == "GET" and parse_bool(request.query.get("watch"), "watch")
         info = RequestInfo(
             _verb(request.method, target, watch),
             target.rt.plural,
@@ -582,11 +562,11 @@ class Handler:
         if "propagationPolicy" in query:
             options["propagationPolicy"] = query["propagationPolicy"]
         if "gracePeriodSeconds" in query:
-            options["gracePeriodSeconds"] = _parse_int(
+            options["gracePeriodSeconds"] = parse_int(
                 query["gracePeriodSeconds"], "gracePeriodSeconds"
             )
         if "orphanDependents" in query:
-            options["orphanDependents"] = _parse_bool(query["orphanDependents"], "orphanDependents")
+            options["orphanDependents"] = parse_bool(query["orphanDependents"], "orphanDependents")
         if "dryRun" in query:
             options["dryRun"] = query.getall("dryRun")
         for value in options.get("dryRun") or []:
@@ -687,7 +667,7 @@ class Handler:
                 ),
                 len(items),
             )
-        limit = _parse_int(request.query.get("limit") or "0", "limit")
+        limit = parse_int(request.query.get("limit") or "0", "limit")
         page = items[start : start + limit] if limit > 0 else items[start:]
         next_token = ""
         if limit > 0 and start + limit < len(items):
@@ -722,9 +702,9 @@ class Handler:
         labels, fields = self._selectors(request, target)
         rt, version = target.rt, target.version
         query = request.query
-        bookmarks = _parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
+        bookmarks = parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
         # an integer, as Go parses it (nan, inf or 1e309 are 400), capped at the longest watch
-        requested = _parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
+        requested = parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
         longest = self.kube.settings.max_watch_seconds
         timeout = min(float(requested), longest) if requested else longest
         rv = query.get("resourceVersion", "")

@@ -176,3 +176,63 @@ async def test_a_number_json_cannot_hold_is_400(
     assert status == 200
     assert "n" not in [item["metadata"]["name"] for item in listed["items"]]
     json.dumps(listed, allow_nan=False)
+
+
+# integers in the query stay within int64 ------------------------------------------------------
+HUGE = "9" * 400
+
+
+async def _bound_pod(localkube: LocalKube, namespace: str, name: str) -> str:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"nodeName": "nowhere", "containers": [{"name": "main", "image": "x"}]},
+    }
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    status, answer, _ = await raw(localkube.url, "POST", path, body=body)
+    assert status == 201, answer
+    return f"{path}/{name}"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "parameter", "value"),
+    [
+        ("?watch=1&timeoutSeconds={}", "timeoutSeconds", HUGE),
+        ("?gracePeriodSeconds={}", "gracePeriodSeconds", "9" * 30),
+        ("?gracePeriodSeconds={}", "gracePeriodSeconds", "-9223372036854775809"),
+        ("/log?sinceSeconds={}", "sinceSeconds", HUGE),
+        ("/log?tailLines={}", "tailLines", "9223372036854775808"),
+    ],
+)
+async def test_an_integer_parameter_beyond_int64_is_400(
+    localkube: LocalKube, kube_namespace: str, suffix: str, parameter: str, value: str
+) -> None:
+    pod = await _bound_pod(localkube, kube_namespace, "huge")
+    method = "DELETE" if parameter == "gracePeriodSeconds" else "GET"
+    path = (pod.rpartition("/")[0] if "watch" in suffix else pod) + suffix.format(value)
+    status, answer, _ = await raw(localkube.url, method, path)
+    assert (status, answer["message"]) == (
+        400,
+        f'strconv.ParseInt: parsing "{value}": value out of range for parameter {parameter}',
+    )
+    status, _, _ = await raw(localkube.url, "DELETE", f"{pod}?gracePeriodSeconds=0")
+    assert status == 200
+
+
+async def test_the_longest_int64_grace_period_deletes_a_bound_pod_gracefully(
+    localkube: LocalKube, kube_namespace: str
+) -> None:
+    pod = await _bound_pod(localkube, kube_namespace, "patient")
+    status, answer, _ = await raw(localkube.url, "DELETE", f"{pod}?gracePeriodSeconds={2**63 - 1}")
+    assert status == 200, answer
+    assert answer["metadata"]["deletionGracePeriodSeconds"] == 2**63 - 1
+    assert answer["metadata"]["deletionTimestamp"].startswith("9999-12-31T")
+    status, answer, _ = await raw(localkube.url, "DELETE", pod, body={"gracePeriodSeconds": 10**30})
+    assert (status, answer["message"]) == (
+        400,
+        f"json: cannot unmarshal number {10**30} into Go struct field "
+        "DeleteOptions.gracePeriodSeconds of type int64",
+    )
+    status, _, _ = await raw(localkube.url, "DELETE", f"{pod}?gracePeriodSeconds=0")
+    assert status == 200
