@@ -270,8 +270,11 @@ class Handler:
 
     # entry -----------------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        protobuf_wanted = _wants_protobuf(request)
         try:
             response = await self._dispatch(request)
+            if isinstance(response, web.Response) and protobuf_wanted:
+                response = _as_protobuf(response)  # encoding is guarded as serving is
         except ApiError as e:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
@@ -281,8 +284,8 @@ class Handler:
         except Exception:  # a bug must still answer a Status, never a traceback
             log.exception("request failed", extra={"method": request.method, "path": request.path})
             response = _error(errors.internal_error("the server could not serve the request"))
-        if isinstance(response, web.Response) and _wants_protobuf(request):
-            response = _as_protobuf(response)
+        if isinstance(response, web.Response) and protobuf_wanted:
+            response = _as_protobuf(response)  # a Status: protobuf already, or its table fits
         log.debug(
             "request served",
             extra={"method": request.method, "path": request.path_qs, "code": response.status},

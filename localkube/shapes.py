@@ -16,6 +16,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from localkube.errors import MAX_CAUSES, Cause
@@ -38,6 +39,27 @@ _SCALAR_GO = {
 }
 _ANY = frozenset({"k8s.io.apimachinery.pkg.runtime.RawExtension", _META + "FieldsV1"})
 _MAX_WALK = 200_000
+
+
+_TIMES = {
+    _META + "Time": "2006-01-02T15:04:05Z07:00",
+    _META + "MicroTime": "2006-01-02T15:04:05.000000Z07:00",
+}
+"""The timestamp types, with the Go layout each parses its JSON string with."""
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 timestamp Go's ``time.Parse`` reads (a real date)."""
+    if not _RFC3339.fullmatch(text):
+        return False
+    date, _, rest = text.partition("T")
+    try:
+        datetime.fromisoformat(f"{date}T{rest[:8]}+00:00")
+    except ValueError:
+        return False
+    zone = rest[-6:] if rest[-1] != "Z" else "+00:00"
+    return int(zone[1:3]) < 24 and int(zone[4:6]) < 60
 
 
 class ShapeError(ValueError):
@@ -136,6 +158,8 @@ class _Walker:
     def single(self, kind: str, value: Any, path: str) -> None:
         if not _fits(kind, value):
             raise self.fail(value, path, _go_name(kind))
+        if kind in _TIMES and value and not _rfc3339(value):
+            raise ShapeError(f'parsing time "{value}" as "{_TIMES[kind]}": cannot parse it')
         if kind == "bytes":
             try:
                 base64.b64decode(value, validate=True)
