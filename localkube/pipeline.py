@@ -925,8 +925,16 @@ class Pipeline:
 
         201 ``Status Success``; 409 when the Pod is already assigned or being deleted.
         """
-        target = (body.get("target") or {}) if isinstance(body, dict) else {}
-        node = str(target.get("name") or "") if isinstance(target, dict) else ""
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a Binding")
+        try:
+            shapes.check_binding(body)
+        except shapes.ShapeError as e:
+            raise errors.bad_request(
+                f'Binding in version "v1" cannot be handled as a Binding: {e}'
+            ) from e
+        target = body.get("target") or {}
+        node = str(target.get("name") or "")
         if not node:
             raise errors.bad_request("Binding.target.name: Required value")
         for _ in range(_PATCH_RETRIES):

@@ -29,7 +29,16 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, web
 
-from localkube import decoding, discovery, errors, httpproxy, protobuf, subresources, tables
+from localkube import (
+    decoding,
+    discovery,
+    errors,
+    httpproxy,
+    protobuf,
+    shapes,
+    subresources,
+    tables,
+)
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -617,11 +626,18 @@ class Handler:
             raise errors.not_found("namespaces", "", target.name)
         if not isinstance(body, dict):
             raise errors.bad_request("the body must be a Namespace")
+        try:
+            shapes.check_object("v1", "Namespace", body)
+        except shapes.ShapeError as e:
+            raise errors.bad_request(
+                f'Namespace in version "v1" cannot be handled as a Namespace: {e}'
+            ) from e
+        finalizers = [f for f in (body.get("spec") or {}).get("finalizers") or [] if f is not None]
+        causes = shapes.validate_finalizers(finalizers, "spec.finalizers")
+        if causes:
+            raise errors.invalid("Namespace", "", target.name, causes)
         new = dict(current)
-        new["spec"] = {
-            **(current.get("spec") or {}),
-            "finalizers": list((body.get("spec") or {}).get("finalizers") or []),
-        }
+        new["spec"] = {**(current.get("spec") or {}), "finalizers": finalizers}
         stored = await self.kube.store.update(
             NAMESPACE_KEY, new, expected_rv=str(current["metadata"]["resourceVersion"])
         )

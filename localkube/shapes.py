@@ -23,7 +23,15 @@ from localkube.errors import MAX_CAUSES, Cause
 from localkube.protobuf import message_name
 from localkube.protoschema import MESSAGES
 
-__all__ = ["ShapeError", "check_crd", "check_metadata", "check_object", "validate_metadata"]
+__all__ = [
+    "ShapeError",
+    "check_binding",
+    "check_crd",
+    "check_metadata",
+    "check_object",
+    "validate_finalizers",
+    "validate_metadata",
+]
 
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _OBJECT_META = _META + "ObjectMeta"
@@ -187,6 +195,18 @@ def check_metadata(kind: str, obj: Mapping[str, Any]) -> None:
         return
     walker = _Walker(kind)
     walker.field(_OBJECT_META, 0, meta, "metadata")
+
+
+def check_binding(obj: Mapping[str, Any]) -> None:
+    """Raise :class:`ShapeError` when a ``Binding`` does not fit ``v1.Binding``."""
+    check_metadata("Binding", obj)
+    target = obj.get("target")
+    walker = _Walker("Binding")
+    if target is None:
+        return
+    if not isinstance(target, dict):
+        raise walker.fail(target, "target", "v1.ObjectReference")
+    walker.message("k8s.io.api.core.v1.ObjectReference", target, "target.")
 
 
 _CRD_SHAPE: dict[str, tuple[type, str]] = {
@@ -374,3 +394,16 @@ def validate_metadata(obj: Mapping[str, Any], *, limit: int = MAX_CAUSES + 1) ->
             for c in _qualified_name_errors(str(finalizer), "")
         ]
     return errors[:limit]
+
+
+def validate_finalizers(finalizers: list[Any], path: str) -> list[Cause]:
+    """Each finalizer must be a qualified name (at most :data:`MAX_CAUSES` + 1 causes)."""
+    errors: list[Cause] = []
+    for i, finalizer in enumerate(finalizers):
+        if len(errors) > MAX_CAUSES:
+            break
+        errors += [
+            Cause(c.reason, c.message, f"{path}[{i}]")
+            for c in _qualified_name_errors(str(finalizer), "")
+        ]
+    return errors

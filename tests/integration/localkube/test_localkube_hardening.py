@@ -306,3 +306,73 @@ async def test_a_stored_object_protobuf_cannot_encode_is_answered_with_a_status(
         assert status == 500
         answer = protobuf.decode(body)
         assert (answer["kind"], answer["reason"]) == ("Status", "InternalError")
+
+
+# binding and finalize bodies are checked as other writes ------------------------------------
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"metadata": "x", "target": {"name": "n"}},
+            "json: cannot unmarshal string into Go struct field Binding.metadata of type "
+            "v1.ObjectMeta",
+        ),
+        (
+            {"target": "x"},
+            "json: cannot unmarshal string into Go struct field Binding.target of type "
+            "v1.ObjectReference",
+        ),
+        (
+            {"target": {"name": 5}},
+            "json: cannot unmarshal number into Go struct field Binding.target.name of type string",
+        ),
+    ],
+)
+async def test_a_binding_of_the_wrong_shape_is_400(
+    localkube: LocalKube, kube_namespace: str, body: dict[str, Any], message: str
+) -> None:
+    path = f"/api/v1/namespaces/{kube_namespace}/pods"
+    pod = {"metadata": {"name": "unbound"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+    status, _, _ = await raw(localkube.url, "POST", path, body=pod)
+    assert status in (201, 409)
+    status, answer, _ = await raw(localkube.url, "POST", f"{path}/unbound/binding", body=body)
+    assert (status, answer["message"]) == (
+        400,
+        f'Binding in version "v1" cannot be handled as a Binding: {message}',
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "message"),
+    [
+        (
+            "x",
+            400,
+            "json: cannot unmarshal string into Go struct field Namespace.spec of type "
+            "v1.NamespaceSpec",
+        ),
+        (
+            {"finalizers": 5},
+            400,
+            "json: cannot unmarshal number into Go struct field Namespace.spec.finalizers of "
+            "type []string",
+        ),
+        (
+            {"finalizers": "abc"},
+            400,
+            "json: cannot unmarshal string into Go struct field Namespace.spec.finalizers of "
+            "type []string",
+        ),
+        ({"finalizers": ["bad name!"]}, 422, "spec.finalizers[0]: Invalid value"),
+    ],
+)
+async def test_a_namespace_finalize_body_of_the_wrong_shape_is_refused(
+    localkube: LocalKube, kube_namespace: str, spec: Any, status: int, message: str
+) -> None:
+    path = f"/api/v1/namespaces/{kube_namespace}/finalize"
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kube_namespace}}
+    code, answer, _ = await raw(localkube.url, "PUT", path, body={**body, "spec": spec})
+    assert code == status, answer
+    assert message in answer["message"]
+    code, answer, _ = await raw(localkube.url, "GET", f"/api/v1/namespaces/{kube_namespace}")
+    assert answer["spec"]["finalizers"] == ["kubernetes"]
