@@ -131,7 +131,7 @@ _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 
 def version_priority(name: str) -> tuple[int, int, int, str]:
     """Sort key implementing Kubernetes version priority (GA > beta > alpha > others)."""
-    match = _VERSION_RE.match(name)
+    match = _VERSION_RE.fullmatch(name)
     if match is None:
         return (3, 0, 0, name)
     major = int(match.group(1))

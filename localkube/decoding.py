@@ -11,6 +11,7 @@ HTTP layer turns them into 400 (413 when too large). Pure.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import yaml
@@ -51,8 +52,9 @@ for _tag in ("binary", "set", "omap", "pairs", "timestamp"):
 
 def check_bounds(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`DecodeError` when ``value`` nests deeper than ``max_depth``, refers to
-    itself, or would serialize to more than ``max_bytes`` of JSON (estimated, never more work
-    than ``max_bytes`` steps). Iterative, so any depth is safe to check."""
+    itself, holds a number JSON cannot write (NaN, infinities), or would serialize to more than
+    ``max_bytes`` of JSON (estimated, never more work than ``max_bytes`` steps). Iterative, so
+    any depth is safe to check; whatever syntax a body came in, this is its last check."""
     size = 0
     ancestors: set[int] = set()
     stack: list[tuple[Any, int, bool]] = [(value, 1, False)]
@@ -79,16 +81,37 @@ def check_bounds(value: Any, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> N
                     stack.append((item, depth + 1, False))
         elif isinstance(node, str):
             size += len(node) + 2
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise DecodeError(f"json: unsupported value: {_go_float(node)}")
         else:
             size += 5
         if size > max_bytes:
             raise DecodeError(f"Request entity too large: limit is {max_bytes}", too_large=True)
 
 
+def _go_float(value: float) -> str:
+    """A non-finite float as Go's ``strconv.FormatFloat`` prints it."""
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+def _no_constant(text: str) -> Any:
+    # NaN, Infinity and -Infinity are not JSON; Go's decoder stops at their first character
+    raise ValueError(f"invalid character '{text[0]}' looking for beginning of value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"json: cannot unmarshal number {text} into Go value of type float64")
+    return value
+
+
 def load_json(raw: bytes, *, max_bytes: int) -> Any:
-    """Decode JSON within the bounds."""
+    """Decode JSON within the bounds (only finite numbers, as Go's decoder reads them)."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise DecodeError(f"exceeded max depth of {MAX_DEPTH}") from None
     except ValueError as e:
@@ -108,6 +131,6 @@ def load_yaml(raw: bytes, *, max_bytes: int) -> Any:
     check_bounds(value, max_bytes=max_bytes)
     try:
         # what JSON can hold: keys become strings, shared (aliased) nodes become copies
-        return json.loads(json.dumps(value))
+        return json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as e:
         raise DecodeError(f"error converting YAML to JSON: {e}") from e

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "MAX_CAUSES",
     "ApiError",
     "Cause",
     "PatchError",
@@ -190,9 +191,20 @@ def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
     )
 
 
+MAX_CAUSES = 100
+"""The most causes one ``Invalid`` answer lists (message and ``details.causes`` alike)."""
+
+
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
-    """422 ``Invalid``, worded as ``apierrors.NewInvalid`` words it."""
-    rendered = [c.message if not c.field else f"{c.field}: {c.message}" for c in causes]
+    """422 ``Invalid``, worded as ``apierrors.NewInvalid`` words it.
+
+    At most :data:`MAX_CAUSES` causes are reported; beyond them the message ends with a note
+    that more were found, so a small body cannot earn an answer many times its size.
+    """
+    shown = causes[:MAX_CAUSES]
+    rendered = [c.message if not c.field else f"{c.field}: {c.message}" for c in shown]
+    if len(causes) > MAX_CAUSES:
+        rendered.append(f"too many errors, only the first {MAX_CAUSES} are reported")
     joined = rendered[0] if len(rendered) == 1 else f"[{', '.join(rendered)}]"
     return ApiError(
         422,
@@ -201,7 +213,7 @@ def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
         name=name,
         group=group,
         kind=kind,
-        causes=causes,
+        causes=shown,
     )
 
 

@@ -67,7 +67,10 @@ _PATCH_RETRIES = 5
 
 def now_rfc3339(later: float = 0) -> str:
     """The current time (plus ``later`` seconds) as kube-apiserver writes timestamps."""
-    return (datetime.now(UTC) + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.now(UTC)
+    # a grace period may be any int64; the moment it names stops at the last representable one
+    later = min(later, (datetime.max.replace(tzinfo=UTC) - now).total_seconds() - 1)
+    return (now + timedelta(seconds=later)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -922,8 +925,16 @@ class Pipeline:
 
         201 ``Status Success``; 409 when the Pod is already assigned or being deleted.
         """
-        target = (body.get("target") or {}) if isinstance(body, dict) else {}
-        node = str(target.get("name") or "") if isinstance(target, dict) else ""
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a Binding")
+        try:
+            shapes.check_binding(body)
+        except shapes.ShapeError as e:
+            raise errors.bad_request(
+                f'Binding in version "v1" cannot be handled as a Binding: {e}'
+            ) from e
+        target = body.get("target") or {}
+        node = str(target.get("name") or "")
         if not node:
             raise errors.bad_request("Binding.target.name: Required value")
         for _ in range(_PATCH_RETRIES):

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from localkube import decoding
 from localkube.protoschema import MESSAGES
 
 __all__ = [
@@ -46,6 +47,7 @@ _INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
 _RAW = "k8s.io.apimachinery.pkg.runtime.RawExtension"
 _UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
 _MAX_DEPTH = 64
+_EMBEDDED_ESTIMATE = 6  # decoding.check_bounds' size estimate per byte of JSON, at most
 
 # API group -> the proto package of its v1 messages
 _PACKAGES = {
@@ -148,6 +150,8 @@ def _scalar(kind: str, wire: int, value: Any) -> Any:
             raise ProtobufError("a bytes field is not length-delimited")
         return base64.b64encode(value).decode()
     if kind == "bool":
+        if not isinstance(value, int):
+            raise ProtobufError("a bool field is not a varint")
         return bool(value)
     if kind in ("int32", "int64", "uint32"):
         if not isinstance(value, int):
@@ -163,6 +167,9 @@ def _scalar(kind: str, wire: int, value: Any) -> Any:
 def _packed(kind: str, data: bytes) -> list[Any]:
     out: list[Any] = []
     pos = 0
+    width = {"double": 8, "float": 4}.get(kind, 0)
+    if width and len(data) % width:
+        raise ProtobufError(f"packed {kind} values do not fill whole {width}-byte units")
     while pos < len(data):
         if kind == "double":
             out.append(struct.unpack("<d", data[pos : pos + 8])[0])
@@ -207,26 +214,34 @@ def _trim(value: float) -> str:
     return f"{value:.9f}".rstrip("0").rstrip(".")
 
 
+def _number(fields: Mapping[int, Any], number: int, name: str) -> int:
+    """Field ``number`` of a well-known message, which must be a varint (0 when absent)."""
+    value = fields.get(number, 0)
+    if not isinstance(value, int):
+        raise ProtobufError(f"field {number} of {name} is not a varint")
+    return value
+
+
 def _special(name: str, data: bytes, depth: int) -> Any:
     """Decode a well-known apimachinery message to its JSON form."""
     fields = {number: value for number, _, value in _fields(data)}
     if name in (_TIME, _MICRO_TIME):
         if not data:
             return None
-        seconds = _signed(int(fields.get(1, 0)), 64)
-        nanos = _signed(int(fields.get(2, 0)), 32)
+        seconds = _signed(_number(fields, 1, name), 64)
+        nanos = _signed(_number(fields, 2, name), 32)
         try:
             return _rfc3339(seconds, nanos, micro=name == _MICRO_TIME)
         except (OverflowError, OSError, ValueError) as e:
             raise ProtobufError(f"time out of range: {seconds}") from e
     if name == _DURATION:
-        return _go_duration(_signed(int(fields.get(1, 0)), 64))
+        return _go_duration(_signed(_number(fields, 1, name), 64))
     if name == _QUANTITY:
         return _scalar("string", 2, fields.get(1, b""))
     if name == _INT_OR_STRING:
-        if int(fields.get(1, 0)) == 1:
+        if _number(fields, 1, name) == 1:
             return _scalar("string", 2, fields.get(3, b""))
-        return _signed(int(fields.get(2, 0)), 32)
+        return _signed(_number(fields, 2, name), 32)
     raw = fields.get(1 if name != _UNKNOWN else 2, b"")
     if not raw:
         return None
@@ -235,8 +250,9 @@ def _special(name: str, data: bytes, depth: int) -> Any:
     if raw.startswith(MAGIC):
         return decode(raw, depth=depth + 1)
     try:
-        return json.loads(raw)
-    except ValueError as e:
+        # bounded as a JSON body is; the whole object's size is checked once it is decoded
+        return decoding.load_json(raw, max_bytes=_EMBEDDED_ESTIMATE * len(raw) + 16)
+    except decoding.DecodeError as e:
         raise ProtobufError(f"embedded JSON does not parse: {e}") from e
 
 

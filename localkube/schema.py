@@ -386,7 +386,7 @@ _DNS1035_KINDS = frozenset({"Service"})
 def validate_name(kind: str, name: str) -> list[Cause]:
     """``metadata.name`` rules of a kind (DNS-1123 subdomain unless the kind is stricter)."""
     if kind in _DNS1035_KINDS:
-        if len(name) > 63 or not _DNS1035_LABEL.match(name):
+        if len(name) > 63 or not _DNS1035_LABEL.fullmatch(name):
             return [
                 _invalid(
                     "metadata.name",
@@ -399,7 +399,7 @@ def validate_name(kind: str, name: str) -> list[Cause]:
             ]
         return []
     if kind in _LABEL_KINDS:
-        if len(name) > 63 or not _DNS1123_LABEL.match(name):
+        if len(name) > 63 or not _DNS1123_LABEL.fullmatch(name):
             return [
                 _invalid(
                     "metadata.name",
@@ -410,7 +410,7 @@ def validate_name(kind: str, name: str) -> list[Cause]:
                 )
             ]
         return []
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
         return [
             _invalid(
                 "metadata.name",

@@ -95,7 +95,7 @@ def _split_top(text: str) -> list[str]:
 
 
 def _check_key(key: str, whole: str) -> str:
-    if not _KEY_RE.match(key) or len(key.rpartition("/")[2]) > 63:
+    if not _KEY_RE.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
         raise SelectorError(
             f"unable to parse requirement: {key!r}: name part must consist of alphanumeric "
             f"characters, '-', '_' or '.', and must start and end with an alphanumeric character"
@@ -106,7 +106,7 @@ def _check_key(key: str, whole: str) -> str:
 
 
 def _check_value(value: str) -> str:
-    if not _VALUE_RE.match(value) or len(value) > 63:
+    if not _VALUE_RE.fullmatch(value) or len(value) > 63:
         raise SelectorError(
             f"unable to parse requirement: values[0][{value}]: Invalid value: {value!r}: a valid "
             f"label must be an empty string or consist of alphanumeric characters, '-', '_' or "

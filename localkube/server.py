@@ -29,7 +29,16 @@ from urllib.parse import unquote
 
 from aiohttp import WSCloseCode, web
 
-from localkube import decoding, discovery, errors, httpproxy, protobuf, subresources, tables
+from localkube import (
+    decoding,
+    discovery,
+    errors,
+    httpproxy,
+    protobuf,
+    shapes,
+    subresources,
+    tables,
+)
 from localkube.controllers import Controllers
 from localkube.errors import ApiError
 from localkube.faults import Faults, RequestInfo
@@ -37,6 +46,7 @@ from localkube.kubelet import Kubelets
 from localkube.logsource import LogSource, MemoryLogs
 from localkube.persistence import SqlitePersistence
 from localkube.pipeline import Options, Pipeline
+from localkube.queryparams import INT64_MAX, INT64_MIN, parse_bool, parse_int
 from localkube.resources import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
 from localkube.selectors import (
     FieldSelector,
@@ -53,8 +63,6 @@ __all__ = ["KUBE", "Kube", "make_app"]
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 """What kube-apiserver's system:public-info-viewer role lets anyone read."""
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -93,22 +101,10 @@ class Target:
     all_namespaces: bool
 
 
-def _parse_bool(value: str | None, name: str) -> bool:
-    if value is None or value == "":
-        return False
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise errors.bad_request(
-        f'strconv.ParseBool: parsing "{value}": invalid syntax for parameter {name}'
-    )
-
-
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     response = web.Response(
         status=status,
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
         content_type="application/json",
     )
     for warning in _dedupe(warnings or []):
@@ -178,7 +174,7 @@ def _options(request: web.Request) -> Options:
         dry_run=bool(dry_run_values),
         field_manager=query.get("fieldManager", ""),
         field_validation=validation,
-        force=_parse_bool(query.get("force"), "force"),
+        force=parse_bool(query.get("force"), "force"),
         user_agent=request.headers.get("User-Agent", ""),
     )
 
@@ -203,18 +199,6 @@ def _write_options(request: web.Request, delete_options: Mapping[str, Any]) -> O
     """The write options of a DELETE: a ``dryRun`` in the body counts as in the query."""
     opts = _options(request)
     return replace(opts, dry_run=True) if delete_options.get("dryRun") else opts
-
-
-def _parse_int(value: str, name: str) -> int:
-    """A query integer as Go's ``strconv.ParseInt`` reads it (400 on anything else)."""
-    try:
-        if not value or value.strip() != value or "_" in value:
-            raise ValueError(value)
-        return int(value, 10)
-    except ValueError:
-        raise errors.bad_request(
-            f'strconv.ParseInt: parsing "{value}": invalid syntax for parameter {name}'
-        ) from None
 
 
 _DELETE_OPTION_TYPES: dict[str, tuple[type, ...]] = {
@@ -244,6 +228,11 @@ def _check_delete_options(options: Mapping[str, Any]) -> None:
         if value is None:
             continue
         wrong = not isinstance(value, allowed) or (int in allowed and isinstance(value, bool))
+        if key == "gracePeriodSeconds" and not wrong and not INT64_MIN <= value <= INT64_MAX:
+            raise errors.bad_request(
+                f"json: cannot unmarshal number {value} into Go struct field "
+                "DeleteOptions.gracePeriodSeconds of type int64"
+            )
         if key == "dryRun" and not wrong:
             wrong = not all(isinstance(v, str) for v in value)
         if key == "preconditions" and not wrong:
@@ -290,8 +279,11 @@ class Handler:
 
     # entry -----------------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        protobuf_wanted = _wants_protobuf(request)
         try:
             response = await self._dispatch(request)
+            if isinstance(response, web.Response) and protobuf_wanted:
+                response = _as_protobuf(response)  # encoding is guarded as serving is
         except ApiError as e:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
@@ -301,8 +293,8 @@ class Handler:
         except Exception:  # a bug must still answer a Status, never a traceback
             log.exception("request failed", extra={"method": request.method, "path": request.path})
             response = _error(errors.internal_error("the server could not serve the request"))
-        if isinstance(response, web.Response) and _wants_protobuf(request):
-            response = _as_protobuf(response)
+        if isinstance(response, web.Response) and protobuf_wanted:
+            response = _as_protobuf(response)  # a Status: protobuf already, or its table fits
         log.debug(
             "request served",
             extra={"method": request.method, "path": request.path_qs, "code": response.status},
@@ -352,7 +344,7 @@ class Handler:
         return response
 
     async def _resource(self, request: web.Request, target: Target) -> web.StreamResponse:
-        watch = request.method == "GET" and _parse_bool(request.query.get("watch"), "watch")
+        watch = request.method == "GET" and parse_bool(request.query.get("watch"), "watch")
         info = RequestInfo(
             _verb(request.method, target, watch),
             target.rt.plural,
@@ -440,23 +432,39 @@ class Handler:
         if content_type not in (*accepted, "*/*", "application/octet-stream"):
             raise errors.unsupported_media_type(content_type, accepted)
         raw = await self._body(request)
+        kind = target.rt.kind
         if content_type == protobuf.MEDIA_TYPE:
             try:
-                return protobuf.decode(raw)
+                value: Any = protobuf.decode(raw)
             except protobuf.ProtobufError as e:
                 raise errors.bad_request(
-                    f"Object '{target.rt.kind}' cannot be decoded from protobuf: {e}"
+                    f"Object '{kind}' cannot be decoded from protobuf: {e}"
                 ) from e
+        else:
+            value = self._decode_text(raw, content_type == "application/yaml", kind)
+        self._bounded(value, f"Object '{kind}' cannot be decoded")
+        return value
+
+    def _decode_text(self, raw: bytes, yaml: bool, kind: str) -> Any:
+        """A JSON or YAML body as a JSON value (400, or 413 when it expands too far)."""
         limit = self.kube.settings.max_body_bytes
         try:
-            if content_type == "application/yaml":
+            if yaml:
                 return decoding.load_yaml(raw, max_bytes=limit)
             return decoding.load_json(raw, max_bytes=limit)
         except decoding.DecodeError as e:
             if e.too_large:
                 raise errors.too_large(str(e)) from e
-            kind = target.rt.kind
             raise errors.bad_request(f"Object '{kind}' cannot be decoded: {e}") from e
+
+    def _bounded(self, value: Any, what: str) -> None:
+        """The size, depth and number bounds every decoded body meets, whatever its format."""
+        try:
+            decoding.check_bounds(value, max_bytes=self.kube.settings.max_body_bytes)
+        except decoding.DecodeError as e:
+            if e.too_large:
+                raise errors.too_large(str(e)) from e
+            raise errors.bad_request(f"{what}: {e}") from e
 
     async def _serve(self, request: web.Request, target: Target, watch: bool) -> web.StreamResponse:
         method = request.method
@@ -551,8 +559,13 @@ class Handler:
                     decoded: Any = protobuf.decode(raw)
                 else:
                     decoded = decoding.load_json(raw, max_bytes=self.kube.settings.max_body_bytes)
-            except (ValueError, protobuf.ProtobufError) as e:
+            except decoding.DecodeError as e:
+                if e.too_large:
+                    raise errors.too_large(str(e)) from e
                 raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"DeleteOptions cannot be decoded: {e}") from e
+            self._bounded(decoded, "DeleteOptions cannot be decoded")
             if not isinstance(decoded, dict):
                 raise errors.bad_request("DeleteOptions must be an object")
             options = decoded
@@ -561,11 +574,11 @@ class Handler:
         if "propagationPolicy" in query:
             options["propagationPolicy"] = query["propagationPolicy"]
         if "gracePeriodSeconds" in query:
-            options["gracePeriodSeconds"] = _parse_int(
+            options["gracePeriodSeconds"] = parse_int(
                 query["gracePeriodSeconds"], "gracePeriodSeconds"
             )
         if "orphanDependents" in query:
-            options["orphanDependents"] = _parse_bool(query["orphanDependents"], "orphanDependents")
+            options["orphanDependents"] = parse_bool(query["orphanDependents"], "orphanDependents")
         if "dryRun" in query:
             options["dryRun"] = query.getall("dryRun")
         for value in options.get("dryRun") or []:
@@ -613,11 +626,18 @@ class Handler:
             raise errors.not_found("namespaces", "", target.name)
         if not isinstance(body, dict):
             raise errors.bad_request("the body must be a Namespace")
+        try:
+            shapes.check_object("v1", "Namespace", body)
+        except shapes.ShapeError as e:
+            raise errors.bad_request(
+                f'Namespace in version "v1" cannot be handled as a Namespace: {e}'
+            ) from e
+        finalizers = [f for f in (body.get("spec") or {}).get("finalizers") or [] if f is not None]
+        causes = shapes.validate_finalizers(finalizers, "spec.finalizers")
+        if causes:
+            raise errors.invalid("Namespace", "", target.name, causes)
         new = dict(current)
-        new["spec"] = {
-            **(current.get("spec") or {}),
-            "finalizers": list((body.get("spec") or {}).get("finalizers") or []),
-        }
+        new["spec"] = {**(current.get("spec") or {}), "finalizers": finalizers}
         stored = await self.kube.store.update(
             NAMESPACE_KEY, new, expected_rv=str(current["metadata"]["resourceVersion"])
         )
@@ -666,7 +686,7 @@ class Handler:
                 ),
                 len(items),
             )
-        limit = _parse_int(request.query.get("limit") or "0", "limit")
+        limit = parse_int(request.query.get("limit") or "0", "limit")
         page = items[start : start + limit] if limit > 0 else items[start:]
         next_token = ""
         if limit > 0 and start + limit < len(items):
@@ -701,9 +721,9 @@ class Handler:
         labels, fields = self._selectors(request, target)
         rt, version = target.rt, target.version
         query = request.query
-        bookmarks = _parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
+        bookmarks = parse_bool(query.get("allowWatchBookmarks"), "allowWatchBookmarks")
         # an integer, as Go parses it (nan, inf or 1e309 are 400), capped at the longest watch
-        requested = _parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
+        requested = parse_int(query.get("timeoutSeconds") or "0", "timeoutSeconds")
         longest = self.kube.settings.max_watch_seconds
         timeout = min(float(requested), longest) if requested else longest
         rv = query.get("resourceVersion", "")

@@ -16,13 +16,22 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from localkube.errors import Cause
+from localkube.errors import MAX_CAUSES, Cause
 from localkube.protobuf import message_name
 from localkube.protoschema import MESSAGES
 
-__all__ = ["ShapeError", "check_crd", "check_metadata", "check_object", "validate_metadata"]
+__all__ = [
+    "ShapeError",
+    "check_binding",
+    "check_crd",
+    "check_metadata",
+    "check_object",
+    "validate_finalizers",
+    "validate_metadata",
+]
 
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _OBJECT_META = _META + "ObjectMeta"
@@ -38,6 +47,27 @@ _SCALAR_GO = {
 }
 _ANY = frozenset({"k8s.io.apimachinery.pkg.runtime.RawExtension", _META + "FieldsV1"})
 _MAX_WALK = 200_000
+
+
+_TIMES = {
+    _META + "Time": "2006-01-02T15:04:05Z07:00",
+    _META + "MicroTime": "2006-01-02T15:04:05.000000Z07:00",
+}
+"""The timestamp types, with the Go layout each parses its JSON string with."""
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(text: str) -> bool:
+    """Whether ``text`` is an RFC 3339 timestamp Go's ``time.Parse`` reads (a real date)."""
+    if not _RFC3339.fullmatch(text):
+        return False
+    date, _, rest = text.partition("T")
+    try:
+        datetime.fromisoformat(f"{date}T{rest[:8]}+00:00")
+    except ValueError:
+        return False
+    zone = rest[-6:] if rest[-1] != "Z" else "+00:00"
+    return int(zone[1:3]) < 24 and int(zone[4:6]) < 60
 
 
 class ShapeError(ValueError):
@@ -136,6 +166,8 @@ class _Walker:
     def single(self, kind: str, value: Any, path: str) -> None:
         if not _fits(kind, value):
             raise self.fail(value, path, _go_name(kind))
+        if kind in _TIMES and value and not _rfc3339(value):
+            raise ShapeError(f'parsing time "{value}" as "{_TIMES[kind]}": cannot parse it')
         if kind == "bytes":
             try:
                 base64.b64decode(value, validate=True)
@@ -163,6 +195,18 @@ def check_metadata(kind: str, obj: Mapping[str, Any]) -> None:
         return
     walker = _Walker(kind)
     walker.field(_OBJECT_META, 0, meta, "metadata")
+
+
+def check_binding(obj: Mapping[str, Any]) -> None:
+    """Raise :class:`ShapeError` when a ``Binding`` does not fit ``v1.Binding``."""
+    check_metadata("Binding", obj)
+    target = obj.get("target")
+    walker = _Walker("Binding")
+    if target is None:
+        return
+    if not isinstance(target, dict):
+        raise walker.fail(target, "target", "v1.ObjectReference")
+    walker.message("k8s.io.api.core.v1.ObjectReference", target, "target.")
 
 
 _CRD_SHAPE: dict[str, tuple[type, str]] = {
@@ -271,7 +315,7 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
                 path,
             )
         ]
-    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         errors.append(
             Cause(
                 "FieldValueInvalid",
@@ -281,7 +325,7 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
                 path,
             )
         )
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         detail = "name part must be no more than 63 characters" if len(name) > 63 else ""
         errors.append(
             Cause("FieldValueInvalid", f"Invalid value: {shown}: {detail or _QUALIFIED_HELP}", path)
@@ -289,19 +333,27 @@ def _qualified_name_errors(key: str, path: str) -> list[Cause]:
     return errors
 
 
-def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
-    """ObjectMeta checks kube-apiserver makes on every write (well-typed metadata assumed)."""
+def validate_metadata(obj: Mapping[str, Any], *, limit: int = MAX_CAUSES + 1) -> list[Cause]:
+    """ObjectMeta checks kube-apiserver makes on every write (well-typed metadata assumed).
+
+    Stops once ``limit`` causes are found: an answer reports no more than
+    :data:`localkube.errors.MAX_CAUSES` of them, so finding the rest is wasted work.
+    """
     meta = obj.get("metadata") or {}
     errors: list[Cause] = []
     for key, value in (meta.get("labels") or {}).items():
+        if len(errors) >= limit:
+            return errors[:limit]
         errors += _qualified_name_errors(str(key), "metadata.labels")
-        if len(str(value)) > 63 or not _LABEL_VALUE.match(str(value)):
+        if len(str(value)) > 63 or not _LABEL_VALUE.fullmatch(str(value)):
             detail = "must be no more than 63 characters" if len(str(value)) > 63 else _VALUE_HELP
             errors.append(
                 Cause("FieldValueInvalid", f'Invalid value: "{value}": {detail}', "metadata.labels")
             )
     annotations = meta.get("annotations") or {}
     for key in annotations:
+        if len(errors) >= limit:
+            return errors[:limit]
         errors += [
             Cause(c.reason, c.message, "metadata.annotations")
             for c in _qualified_name_errors(str(key).lower(), "metadata.annotations")
@@ -316,6 +368,8 @@ def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
             )
         )
     for i, ref in enumerate(meta.get("ownerReferences") or []):
+        if len(errors) >= limit:
+            return errors[:limit]
         path = f"metadata.ownerReferences[{i}]"
         for key, label in (("apiVersion", "version"), ("kind", "kind"), ("name", "name")):
             if not ref.get(key):
@@ -333,8 +387,23 @@ def validate_metadata(obj: Mapping[str, Any]) -> list[Cause]:
                 )
             )
     for i, finalizer in enumerate(meta.get("finalizers") or []):
+        if len(errors) >= limit:
+            break
         errors += [
             Cause(c.reason, c.message, f"metadata.finalizers[{i}]")
+            for c in _qualified_name_errors(str(finalizer), "")
+        ]
+    return errors[:limit]
+
+
+def validate_finalizers(finalizers: list[Any], path: str) -> list[Cause]:
+    """Each finalizer must be a qualified name (at most :data:`MAX_CAUSES` + 1 causes)."""
+    errors: list[Cause] = []
+    for i, finalizer in enumerate(finalizers):
+        if len(errors) > MAX_CAUSES:
+            break
+        errors += [
+            Cause(c.reason, c.message, f"{path}[{i}]")
             for c in _qualified_name_errors(str(finalizer), "")
         ]
     return errors

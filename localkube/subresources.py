@@ -25,6 +25,7 @@ from localkube import channels, errors, portforward
 from localkube.errors import ApiError, Cause
 from localkube.kubelet import Kubelet, PodRef, StreamOptions
 from localkube.logsource import LogRequest, LogUnavailable
+from localkube.queryparams import parse_bool, parse_int
 
 if TYPE_CHECKING:
     from localkube.server import Kube
@@ -39,36 +40,15 @@ STREAMING: Mapping[str, tuple[str, ...]] = {
     "portforward": ("GET", "POST"),
 }
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
 
 def _bool(query: MultiMapping[str], name: str) -> bool:
-    value = query.get(name)
-    if value is None or value == "":
-        return False
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise errors.bad_request(
-        f'strconv.ParseBool: parsing "{value}": invalid syntax for parameter {name}'
-    )
+    return parse_bool(query.get(name), name)
 
 
 def _int(query: MultiMapping[str], name: str) -> int | None:
-    """An integer query parameter as Go's ``strconv.ParseInt`` reads it (absent: ``None``)."""
+    """An integer query parameter (absent or empty: ``None``)."""
     value = query.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        if value.strip() != value or "_" in value:
-            raise ValueError(value)
-        return int(value, 10)
-    except ValueError:
-        raise errors.bad_request(
-            f'strconv.ParseInt: parsing "{value}": invalid syntax for parameter {name}'
-        ) from None
+    return None if value is None or value == "" else parse_int(value, name)
 
 
 def _container(pod: Mapping[str, Any], requested: str, name: str) -> str:

@@ -53,13 +53,16 @@ async def raw(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any, list[str]]:
     """One HTTP request without a Kubernetes client: (status, decoded JSON body, Warning headers)."""
+    import io
     import json
 
     import aiohttp
 
-    payload = (
+    encoded = (
         data if data is not None else (json.dumps(body).encode() if body is not None else None)
     )
+    # a file-like payload: aiohttp warns that large bytes would block the event loop
+    payload = io.BytesIO(encoded) if encoded is not None else None
     send = {"Content-Type": content_type, **(headers or {})}
     async with (
         aiohttp.ClientSession() as session,
