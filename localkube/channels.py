@@ -144,11 +144,11 @@ async def serve(
     except KubeletError as e:
         raise ApiError(404, "NotFound", str(e)) from e
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=MAX_MESSAGE, autoping=True)
-    await ws.prepare(request)
-    sessions.add(ws)
-    session = _Session(ws, protocol, options)
+    sessions.add(ws)  # counted from the check on, before any await: the cap holds under a burst
     started = asyncio.get_running_loop().time()
     try:
+        await ws.prepare(request)
+        session = _Session(ws, protocol, options)
         await session.run(kubelet, pod, attach=attach)
     finally:
         sessions.discard(ws)

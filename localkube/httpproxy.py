@@ -175,11 +175,17 @@ async def _exchange(
     path = (match.group("rest") if match else None) or "/"
     if request.query_string:
         path += "?" + request.query_string
-    head = [f"{request.method} {path} HTTP/1.0", f"Host: 127.0.0.1:{port}", "Connection: close"]
-    head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+    # the bytes the client sent (aiohttp decoded them as UTF-8 with surrogateescape)
+    request_line = f"{request.method} {path} HTTP/1.0".encode("utf-8", "surrogateescape")
+    head = [request_line, f"Host: 127.0.0.1:{port}".encode(), b"Connection: close"]
+    head += [
+        k + b": " + v
+        for k, v in request.raw_headers
+        if k.decode("latin-1").lower() not in _HOP_BY_HOP
+    ]
     if body or request.method in ("POST", "PUT", "PATCH"):
-        head.append(f"Content-Length: {len(body)}")
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        head.append(f"Content-Length: {len(body)}".encode())
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
     try:
         async with asyncio.timeout(HEAD_SECONDS):
             await writer.drain()

@@ -52,11 +52,11 @@ async def serve(
     except KubeletError as e:
         raise ApiError(404, "NotFound", str(e)) from e
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), max_msg_size=MAX_MESSAGE, autoping=True)
-    await ws.prepare(request)
-    sessions.add(ws)
+    sessions.add(ws)  # counted from the check on, before any await: the cap holds under a burst
     tunnel = _Tunnel(ws, kubelet, pod)
     started = time.monotonic()
     try:
+        await ws.prepare(request)
         await tunnel.run()
     finally:
         sessions.discard(ws)

@@ -280,6 +280,10 @@ async def test_the_proxy_subresources_reach_a_pod_and_a_service_over_http(
     async with aiohttp.ClientSession() as session:
         for name in ("fruit-svc", "fruit-svc:serve", "fruit-svc:8000", "http:fruit-svc:8000"):
             assert await _post(session, f"{url}/{name}/proxy/fruit/?q=1", ["MANGO", 2]) == 6
+        pod_url = f"{cluster.kube.url}{PODS}/fruit:8000/proxy/"
+        async with session.get(pod_url, headers={"X-Note": "prix en €"}) as response:
+            assert response.status == 200  # a header beyond Latin-1 is passed on as sent
+            assert await response.text() == "fruit stand\n"
         async with session.get(f"{cluster.kube.url}{PODS}/fruit:9999/proxy/") as response:
             assert response.status == 503
             assert "error trying to reach service" in (await response.json())["message"]
