@@ -9,8 +9,10 @@ data stream carries the bytes both ways; a failure is written on the error strea
 kubelet's words, and both streams are closed (FIN) when the Pod's side is done. PINGs are
 echoed; the client's FIN on the data stream half-closes the Pod connection, RST_STREAM aborts it.
 
-Bounds: streams per connection, pending client data per stream, the time a stream waits for
-its pair, the connection to the Pod (it must answer within :data:`CONNECT_SECONDS`).
+Bounds: streams per connection, client data not yet delivered to the Pods (at most
+:data:`PENDING_BYTES` per connection, in pieces of at most :data:`CHUNK`: past it the tunnel
+stops reading from the client until the Pods take some), the time a stream waits for its pair,
+the connection to the Pod (it must answer within :data:`CONNECT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 MAX_STREAMS = 512  # open streams per connection (two per forwarded connection)
-PENDING = 64  # client data frames buffered per stream before the tunnel stops reading
+PENDING_BYTES = 4 << 20  # client data held for the Pods per connection, all streams together
 PAIR_SECONDS = 30.0  # how long a stream waits for its partner (the kubelet's stream timeout)
 CONNECT_SECONDS = 10.0
 CHUNK = 32 * 1024
@@ -80,15 +82,18 @@ class _Pair:
     error: int = 0
     data: int = 0
     created: float = field(default_factory=time.monotonic)
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(PENDING))
+    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     closed: bool = False
     draining: bool = False  # the Pod side is gone: client data is dropped
 
-    def discard_pending(self) -> None:
+    def discard_pending(self) -> int:
+        """Drop the data not yet delivered; how many bytes."""
         self.draining = True
+        dropped = 0
         while not self.inbound.empty():
-            self.inbound.get_nowait()
+            dropped += len(self.inbound.get_nowait() or b"")
+        return dropped
 
 
 class _Tunnel:
@@ -103,6 +108,26 @@ class _Tunnel:
         self.streams: dict[int, _Pair] = {}
         self.last_stream = 0
         self.forwarded = 0
+        self.pending = 0  # client bytes queued for the Pods, every stream together
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def _hold(self, pair: _Pair, data: bytes) -> None:
+        """Queue client data for the Pod, waiting while the connection's budget is spent."""
+        for start in range(0, len(data), CHUNK):
+            piece = data[start : start + CHUNK]
+            while self.pending >= PENDING_BYTES and not pair.draining:
+                self._room.clear()
+                await self._room.wait()
+            if pair.draining:
+                return
+            self.pending += len(piece)
+            pair.inbound.put_nowait(piece)
+
+    def _release(self, count: int) -> None:
+        if count:
+            self.pending -= count
+            self._room.set()
 
     async def _send(self, frame: bytes = b"", build: Callable[[], bytes] | None = None) -> None:
         """Send one frame; ``build`` (called under the lock) when it uses compression state."""
@@ -141,9 +166,9 @@ class _Tunnel:
             pair = self.streams.get(frame.stream_id)
             if pair is not None and frame.stream_id == pair.data and not pair.draining:
                 if frame.data:
-                    await pair.inbound.put(frame.data)
+                    await self._hold(pair, frame.data)
                 if frame.fin:
-                    await pair.inbound.put(None)
+                    pair.inbound.put_nowait(None)
         elif isinstance(frame, spdy.RstStream):
             pair = self.streams.get(frame.stream_id)
             if pair is not None:
@@ -178,8 +203,10 @@ class _Tunnel:
             pair.task = asyncio.create_task(self._forward(pair))
 
     def _drop(self, pair: _Pair) -> None:
-        """Forget a pair (its task, if any, is cancelled)."""
+        """Forget a pair (its task, if any, is cancelled) and the data it still held."""
         pair.closed = True
+        self._release(pair.discard_pending())
+        self._room.set()  # a wait for room on its behalf ends (it is draining now)
         if pair.task is not None and asyncio.current_task() is not pair.task:
             pair.task.cancel()
         self.pairs.pop(pair.request_id, None)
@@ -223,16 +250,16 @@ class _Tunnel:
                     await upstream
                 writer.close()
         finally:
-            pair.discard_pending()
+            self._release(pair.discard_pending())
             if not pair.closed:
                 await self._send(self.writer.data(pair.data, b"", fin=True))
                 await self._send(self.writer.data(pair.error, b"", fin=True))
             self._drop(pair)
 
-    @staticmethod
-    async def _to_pod(pair: _Pair, writer: asyncio.StreamWriter) -> None:
+    async def _to_pod(self, pair: _Pair, writer: asyncio.StreamWriter) -> None:
         try:
             while (chunk := await pair.inbound.get()) is not None:
+                self._release(len(chunk))
                 writer.write(chunk)
                 await writer.drain()
             if writer.can_write_eof():
