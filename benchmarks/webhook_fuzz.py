@@ -320,10 +320,10 @@ def run(count: int, seed: int, report: Callable[[str], None] = print) -> bool:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    internal = sum(
-        float(value)
-        for value in re.findall(r"^raysvc_admission_internal_errors_total\S* (\S+)$", metrics, re.M)
-    )
+    counted = re.findall(r"^raysvc_admission_internal_errors_total\S* (\S+)$", metrics, re.M)
+    if not counted:  # a renamed or missing metric must not read as "no internal error"
+        tally.fail("the webhook reports no raysvc_admission_internal_errors_total")
+    internal = sum(float(value) for value in counted)
     elapsed = time.monotonic() - started
     statuses = dict(sorted(tally.statuses.items()))
     report(f"{tally.done} reviews in {elapsed:.0f} s; HTTP statuses {statuses}")

@@ -147,6 +147,16 @@ def workloads(suffix: str) -> list[dict[str, Any]]:
     ]
 
 
+async def _versions(kubectl: Kubectl, path: str) -> dict[str, str]:
+    code, out, err = await kubectl("get", "-f", path, "-o", "json")
+    assert code == 0, err
+    listed = json.loads(out)
+    return {
+        f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+        for o in listed["items"]
+    }
+
+
 async def test_kubectl_apply_stores_every_built_in_kind_and_reapplying_changes_nothing(
     kubectl: Kubectl, tmp_path: Path, kube_namespace: str
 ) -> None:
@@ -154,7 +164,8 @@ async def test_kubectl_apply_stores_every_built_in_kind_and_reapplying_changes_n
     path = manifest(tmp_path, *workloads(suffix))
     code, out, err = await kubectl("apply", "-f", path)
     assert code == 0, err
-    assert out.splitlines() == [
+    created = out.splitlines()
+    assert created == [
         "deployment.apps/web created",
         "replicaset.apps/rset created",
         "statefulset.apps/db created",
@@ -170,11 +181,16 @@ async def test_kubectl_apply_stores_every_built_in_kind_and_reapplying_changes_n
         "ingress.networking.k8s.io/web created",
         "networkpolicy.networking.k8s.io/deny created",
     ]
+    versions = await _versions(kubectl, path)
     code, out, err = await kubectl("apply", "-f", path)
     assert code == 0, err
-    unchanged = [line for line in out.splitlines() if line.endswith(" unchanged")]
-    assert "deployment.apps/web unchanged" in unchanged
-    assert "rolebinding.rbac.authorization.k8s.io/reader unchanged" in unchanged
+    # kubectl's patch for a PDB is never empty (its selector's patch strategy is "replace"),
+    # so it says "configured" against any API server; the server finds nothing to change.
+    assert out.splitlines() == [
+        line.replace(" created", " configured" if "poddisruptionbudget" in line else " unchanged")
+        for line in created
+    ]
+    assert await _versions(kubectl, path) == versions  # nothing was written
     await kubectl("delete", "clusterrole,clusterrolebinding", f"viewer-{suffix}")
 
 
@@ -285,6 +301,8 @@ async def test_a_deployment_counts_generations_and_merges_containers_by_name(
     kubectl: Kubectl, tmp_path: Path
 ) -> None:
     deployment = workloads("x")[0]
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    containers.append({"name": "sidecar", "image": "example/sidecar:1"})
     await kubectl("apply", "-f", manifest(tmp_path, deployment))
     code, out, _ = await kubectl("get", "deployment", "web", "-o", "yaml")
     stored = yaml.safe_load(out)
@@ -296,12 +314,17 @@ async def test_a_deployment_counts_generations_and_merges_containers_by_name(
     assert stored["spec"]["template"]["spec"]["restartPolicy"] == "Always"
     code, out, err = await kubectl("set", "image", "deployment/web", "web=example/web:2")
     assert code == 0, err
-    code, out, _ = await kubectl("label", "deployment", "web", "tier=front")
+    code, out, err = await kubectl("label", "deployment", "web", "tier=front")
+    assert code == 0, err
     code, out, _ = await kubectl("get", "deployment", "web", "-o", "json")
     stored = json.loads(out)
-    assert stored["metadata"]["generation"] == 2
+    assert stored["metadata"]["generation"] == 2  # the label is not a spec change
+    assert stored["metadata"]["labels"]["tier"] == "front"
     containers = stored["spec"]["template"]["spec"]["containers"]
-    assert [(c["name"], c["image"]) for c in containers] == [("web", "example/web:2")]
+    assert [(c["name"], c["image"]) for c in containers] == [
+        ("web", "example/web:2"),  # merged by name: the other container is untouched
+        ("sidecar", "example/sidecar:1"),
+    ]
 
 
 async def test_core_kinds_print_kube_apiservers_columns(

@@ -125,7 +125,17 @@ async def test_helm_installs_lists_upgrades_rolls_back_and_uninstalls_a_release(
     assert [(r["name"], r["revision"]) for r in releases] == [("demo", "3")]
     await helm("uninstall", "demo")
     assert json.loads(await helm("list", "--output", "json")) == []
-    deployments = await apps.list_namespaced_deployment(kube_namespace)
-    assert deployments.items == []
+    rbac = client.RbacAuthorizationV1Api(kube_api)
+    for listing in (
+        apps.list_namespaced_deployment,
+        core.list_namespaced_service,
+        core.list_namespaced_config_map,
+        core.list_namespaced_service_account,
+        rbac.list_namespaced_role,
+        rbac.list_namespaced_role_binding,
+    ):
+        names = [o.metadata.name for o in (await listing(kube_namespace)).items]
+        left = [n for n in names if n.startswith("demo")]
+        assert left == [], listing.__name__  # every object of the release is gone
     secrets = await core.list_namespaced_secret(kube_namespace, label_selector="owner=helm")
     assert secrets.items == []

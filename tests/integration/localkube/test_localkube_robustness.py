@@ -135,7 +135,7 @@ async def test_concurrent_read_modify_write_loses_no_update(
 
     async def increment() -> None:
         for _ in range(rounds):
-            while True:
+            for _attempt in range(200):  # a stale read conflicts and is retried, boundedly
                 current = await core.read_namespaced_config_map("counter", kube_namespace)
                 current.data["n"] = str(int(current.data["n"]) + 1)
                 try:
@@ -144,6 +144,8 @@ async def test_concurrent_read_modify_write_loses_no_update(
                 except client.ApiException as e:
                     if e.status != 409:  # a stale read conflicts; anything else is a failure
                         raise
+            else:
+                raise AssertionError("an increment lost every one of 200 attempts")
 
     await asyncio.wait_for(asyncio.gather(*(increment() for _ in range(WRITERS))), 60)
     final = await core.read_namespaced_config_map("counter", kube_namespace)
@@ -244,7 +246,8 @@ async def test_no_random_request_is_answered_with_a_server_error(
             method, path, params, content_type, body = request
             url = localkube.url + path.format(ns=kube_namespace)
             query = [(k, v) for k, v in params]
-            if ("watch", "1") not in query and any(k == "watch" for k, _ in query):
+            keys = {k for k, _ in query}
+            if "watch" in keys and "timeoutSeconds" not in keys:  # every watch ends in time
                 query.append(("timeoutSeconds", "1"))
             async with session.request(
                 method,
