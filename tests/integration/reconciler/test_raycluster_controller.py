@@ -211,7 +211,7 @@ async def test_a_deleted_pod_comes_back_and_suspend_deletes_every_pod(
         _content_type="application/merge-patch+json",
     )
 
-    async def empty() -> bool:
-        return not await api.pods()
+    async def empty() -> bool:  # terminating Pods count: suspend ends every process
+        return not (await api.core.list_namespaced_pod(api.namespace)).items
 
     await eventually(empty)

@@ -168,7 +168,8 @@ async def test_a_refused_serve_config_is_reported_once_and_not_retried(
         assert "1 validation error for ServeDeploySchema" in found["message"]
         await asyncio.sleep(1.0)
         assert head.puts == puts_before + 1
-        assert "ServeConfigRefused" in await kube.reasons()
+        refusals = [e for e in await kube.events() if e["reason"] == "ServeConfigRefused"]
+        assert [e.get("count", 1) for e in refusals] == [1]  # said once, not once per retry
         # a new serve config is tried again
         head.refuse = None
         await kube.update(

@@ -124,6 +124,7 @@ async def test_the_walkthrough_from_create_to_delete(
         await eventually(all_gone)
         assert await kube.rayclusters() == []
     await eventually(lambda: _no_services(kube))
+    await eventually(lambda: _no_ray_pods(kube))
     reasons = await kube.reasons()
     for reason in ("ServeConfigSubmitted", "ServiceReady", "UpgradeStarted", "TrafficSwitched"):
         assert reason in reasons
@@ -191,3 +192,7 @@ async def test_an_invalid_rayservice_admitted_without_the_webhook_is_reported_no
         )
         assert "ValidationFailed" in await kube.reasons()
         assert await kube.rayclusters() == []
+
+
+async def _no_ray_pods(kube: Cluster) -> bool:
+    return not [p for p in await kube.pods() if "ray.io/cluster" in p["metadata"].get("labels", {})]
