@@ -347,7 +347,7 @@ class NodeAgent:
             "reportingComponent": component,
             "reportingInstance": self.name,
         }
-        with contextlib.suppress(ApiFailure, aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(ApiFailure):
             await self.api.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
 
     def image_warning(self, pod: Obj) -> None:
