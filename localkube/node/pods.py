@@ -216,7 +216,6 @@ class PodWorker:
                 await self._remove()  # whatever happened above: no sandbox or log outlives it
 
     async def _live(self) -> None:
-        started = time.monotonic()
         try:
             self.sandbox = await self.agent.network.add_pod(
                 hostname=str(self.spec.get("hostname") or self.name), namespace=self.namespace
@@ -229,7 +228,6 @@ class PodWorker:
             return
         for sub in ("tmp", "home"):
             (self.sandbox.directory / sub).mkdir(mode=0o777 if os.geteuid() == 0 else 0o755)
-        self.agent.metrics.append(("sandbox_seconds", time.monotonic() - started))
         self.agent.image_warning(self.pod)
         self._touch()
         for run in self.init_runs:

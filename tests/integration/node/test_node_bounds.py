@@ -1,5 +1,6 @@
-"""The service proxy bounds what it holds: connections beyond its cap are reset and counted,
-and the ones it forwards carry data both ways."""
+"""The node bounds what it holds: the service proxy resets and counts connections beyond its
+cap (the ones it forwards carry data both ways), and the agent forgets what it noted about a
+Pod once the Pod is gone."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    async with local_cluster(tmp_path_factory.mktemp("proxy"), restart_backoff=0.2) as c:
+    async with local_cluster(tmp_path_factory.mktemp("bounds"), restart_backoff=0.2) as c:
         yield c
 
 
@@ -120,3 +121,24 @@ async def test_connections_beyond_the_proxys_cap_are_reset_and_counted(cluster: 
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+async def test_the_agent_forgets_a_pods_one_time_events_when_the_pod_is_gone(
+    cluster: Cluster,
+) -> None:
+    body = pod("noted", [], args=["sleep", "600"], terminationGracePeriodSeconds=1)
+    del body["spec"]["containers"][0]["command"]  # a note says what runs instead
+    created = await cluster.create(PODS, body)
+    uid = created["metadata"]["uid"]
+    agent = cluster.node.agent
+
+    async def noted() -> bool:
+        return "DefaultCommand" in agent._warned.get(uid, set())
+
+    await eventually(noted, within=30)
+    await cluster.api.request("DELETE", f"{PODS}/noted")
+
+    async def forgotten() -> bool:
+        return uid not in agent.workers and uid not in agent._warned
+
+    await eventually(forgotten, within=30)
