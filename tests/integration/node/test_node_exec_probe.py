@@ -11,27 +11,11 @@ from pathlib import Path
 import pytest
 
 from localkube.node.runtime import _exec_probe
+from tests.nodekit import children
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 LOUD = 32 * 1024 * 1024  # bytes of output, far more than the node may hold
-
-
-def children(name: str) -> list[int]:
-    """This process's child processes called ``name``."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        comm, rest = stat.split("(", 1)[1].rsplit(")", 1)
-        state, ppid = rest.split()[:2]
-        if comm == name and int(ppid) == os.getpid() and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
 
 
 async def test_a_loud_failing_probe_reports_the_end_of_its_output_without_holding_it_all(
