@@ -214,3 +214,20 @@ def alive(pids: Sequence[int]) -> list[int]:
         if state not in ("Z", "X"):
             running.append(pid)
     return running
+
+
+def children(name: str) -> list[int]:
+    """This process's live child processes called ``name``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        comm, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        state, ppid = rest.split()[:2]
+        if comm == name and int(ppid) == os.getpid() and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found

@@ -98,12 +98,11 @@ class NodeAgent:
         self.memory_bytes = _memory_bytes()
         self.workers: dict[str, PodWorker] = {}
         self.closing = False
-        self.metrics: list[tuple[str, float]] = []
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._binding: set[str] = set()
         self._warned_images: set[str] = set()
-        self._warned: set[tuple[str, str]] = set()
+        self._warned: dict[str, set[str]] = {}  # Pod uid -> reasons of its one-time Events
         self._http: aiohttp.ClientSession | None = None
         self.pods = Informer(api, "/api/v1/pods", self._on_pod, name="node-pods")
 
@@ -251,6 +250,7 @@ class NodeAgent:
 
     def _forget(self, uid: str, _task: object = None) -> None:
         self.workers.pop(uid, None)
+        self._warned.pop(uid, None)
         task = self._tasks.pop(uid, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("pod worker failed", extra={"uid": uid, "error": repr(task.exception())})
@@ -347,7 +347,7 @@ class NodeAgent:
             "reportingComponent": component,
             "reportingInstance": self.name,
         }
-        with contextlib.suppress(ApiFailure, aiohttp.ClientError, TimeoutError):
+        with contextlib.suppress(ApiFailure):
             await self.api.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
 
     def image_warning(self, pod: Obj) -> None:
@@ -380,6 +380,7 @@ class NodeAgent:
 
     def _once(self, pod: Obj, kind: str, reason: str, message: str) -> None:
         uid = str((pod.get("metadata") or {}).get("uid", ""))
-        if (uid, reason) not in self._warned:
-            self._warned.add((uid, reason))
+        reasons = self._warned.setdefault(uid, set())
+        if reason not in reasons:
+            reasons.add(reason)
             self.event(pod, kind, reason, message)

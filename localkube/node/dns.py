@@ -137,7 +137,8 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class DnsServer:
-    """Answers DNS queries on a UDP socket the caller created and bound."""
+    """Answers DNS queries on a UDP socket the caller created and bound (the server owns it:
+    :meth:`close` closes it, started or not)."""
 
     def __init__(self, sock: socket.socket, lookup: Lookup) -> None:
         self._sock = sock
@@ -154,5 +155,7 @@ class DnsServer:
 
     def close(self) -> None:
         if self._transport is not None:
-            self._transport.close()
+            self._transport.close()  # closes the socket
             self._transport = None
+        else:
+            self._sock.close()

@@ -1,10 +1,11 @@
 """Which Pods back a Service, as pure functions: the endpoints and EndpointSlice controllers' view.
 
 Owns the selection (same namespace, labels match ``spec.selector``, an IP, not finished), the
-readiness of each address (the Pod's Ready condition, not terminating, or
-``publishNotReadyAddresses``), target ports (numbers, or names looked up in each Pod's container
-ports) and the two API shapes built from them: ``v1`` Endpoints and ``discovery.k8s.io/v1``
-EndpointSlices. Services without a selector are not managed (their Endpoints are the user's).
+state of each address (serving: the Pod's Ready condition, terminating or not; ready: serving and
+not terminating; both with ``publishNotReadyAddresses``), target ports (numbers, or names looked
+up in each Pod's container ports) and the two API shapes built from them: ``v1`` Endpoints and
+``discovery.k8s.io/v1`` EndpointSlices. Services without a selector are not managed (their
+Endpoints are the user's).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class Address:
     """One Pod behind a Service, with the target port of each Service port (by port name)."""
 
     ip: str
-    ready: bool
+    ready: bool  # serving and not terminating (or published whatever its state)
+    serving: bool  # the Pod is Ready, terminating or not (or published)
     terminating: bool
     pod: str
     uid: str
@@ -78,6 +80,7 @@ def service_addresses(service: Obj, pods: Iterable[Obj]) -> list[Address] | None
         if not ip or status.get("phase") in ("Succeeded", "Failed"):
             continue
         terminating = bool(meta.get("deletionTimestamp"))
+        serving = publish or _ready(pod)
         ports = []
         for port in spec.get("ports") or []:
             target = _target(pod, port.get("targetPort", port.get("port")))
@@ -86,7 +89,8 @@ def service_addresses(service: Obj, pods: Iterable[Obj]) -> list[Address] | None
         out.append(
             Address(
                 ip=str(ip),
-                ready=publish or (_ready(pod) and not terminating),
+                ready=publish or (serving and not terminating),
+                serving=serving,
                 terminating=terminating,
                 pod=str(meta.get("name", "")),
                 uid=str(meta.get("uid", "")),
@@ -193,7 +197,7 @@ def endpoint_slice(service: Obj, addresses: Iterable[Address]) -> dict[str, Any]
                 "addresses": [a.ip],
                 "conditions": {
                     "ready": a.ready,
-                    "serving": a.ready or (a.terminating and a.ready),
+                    "serving": a.serving,
                     "terminating": a.terminating,
                 },
                 "targetRef": _reference(service, a),

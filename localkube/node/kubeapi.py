@@ -28,7 +28,8 @@ Key = tuple[str, str]
 
 
 class ApiFailure(RuntimeError):
-    """An API request answered with an error ``Status``."""
+    """An API request answered with an error ``Status``, or not answered at all: ``code`` 0
+    for a transport error or a timeout (the connection failed, broke or took too long)."""
 
     def __init__(self, code: int, body: Any) -> None:
         message = body.get("message", "") if isinstance(body, dict) else str(body)[:200]
@@ -78,10 +79,14 @@ class Api:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Any:
-        """The decoded answer, or :class:`ApiFailure` for any status >= 400."""
-        response = await self._call(method, path, query, body, content_type)
-        async with response:
-            raw = await response.read()
+        """The decoded answer, or :class:`ApiFailure` for any status >= 400 and (code 0) for
+        a transport error or a timeout."""
+        try:
+            response = await self._call(method, path, query, body, content_type)
+            async with response:
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise ApiFailure(0, f"{method} {path}: {type(e).__name__}: {e}") from e
         try:
             decoded = json.loads(raw) if raw else None
         except ValueError:

@@ -2,13 +2,15 @@
 
 Owns the layout ``<root>/<namespace>/<pod>/<instance>/<container>/<restart>.log`` (one file per
 container run, like the kubelet's ``/var/log/pods``) with a ``<restart>.exit`` file once that run
-ended; the CRI log format of each file (one entry per line: ``<time> <stream> <F|P> <text>``,
-``F`` for a full line, ``P`` for a piece of a line, the time in UTC with nine fractional digits,
-so entries sort as text); :class:`RunLog`, the writer of one run, and :class:`FileLogs`, the
-:class:`LogSource` the API server reads them through: ``tailLines``, ``limitBytes``,
-``previous``, ``sinceSeconds``/``sinceTime``, ``timestamps`` and ``follow`` (which ends when the
-run ends). The files belong to the filesystem, so logs outlive a crashed agent and can be read
-by an API server in another process.
+ended; the bounds the kubelet sets (a run's file is rotated when it reaches ``max_bytes``, 10 MiB,
+keeping one rotated file ``<restart>.log.1`` that reads do not show, and only the current and the
+previous run of a container are kept, what ``previous`` needs); the CRI log format of each file (one
+entry per line: ``<time> <stream> <F|P> <text>``, ``F`` for a full line, ``P`` for a piece of a
+line, the time in UTC with nine fractional digits, so entries sort as text); :class:`RunLog`, the
+writer of one run, and :class:`FileLogs`, the :class:`LogSource` the API server reads them through:
+``tailLines``, ``limitBytes``, ``previous``, ``sinceSeconds``/``sinceTime``, ``timestamps`` and
+``follow`` (which ends when the run ends). The files belong to the filesystem, so logs outlive a
+crashed agent and can be read by an API server in another process.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from localkube.logsource import LogRequest, LogUnavailable, format_timestamp
 
 __all__ = ["Entry", "FileLogs", "RunLog", "encode_entries", "parse_entry"]
 
 _CHUNK = 64 * 1024
+MAX_BYTES = 10 * 1024 * 1024  # a run's log file is rotated at this size (the kubelet's default)
 _MAX_LINE = 16 * 1024  # a longer line is cut into pieces (P entries), as the CRI runtimes do
 
 
@@ -71,26 +75,49 @@ def parse_entry(line: bytes) -> Entry | None:
 class RunLog:
     """The log file of one container run, appended to as the container writes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd: int | None = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640
-        )
+        self.max_bytes = max_bytes
+        self._fd: int | None = _open_append(path)
+        self._size = os.fstat(self._fd).st_size
 
     def write(self, stream: str, data: bytes) -> None:
-        """Append what the container wrote on ``stream`` ("stdout" or "stderr"), stamped now."""
+        """Append what the container wrote on ``stream`` ("stdout" or "stderr"), stamped now;
+        rotate first when the file would grow past ``max_bytes``."""
         if self._fd is None or not data:
             return
-        view = memoryview(encode_entries(stream, data, time.time_ns()))
+        encoded = encode_entries(stream, data, time.time_ns())
+        if self._size and self._size + len(encoded) > self.max_bytes:
+            self._rotate()
+        view = memoryview(encoded)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+            self._size += written
+
+    def _rotate(self) -> None:
+        """The file becomes ``<name>.1`` (replacing the one before) and writes go to a new file;
+        the name always exists, and a reader that opened the old file can read it to its end."""
+        assert self._fd is not None
+        rotated = self.path.with_name(f"{self.path.name}.1")
+        fresh = self.path.with_name(f"{self.path.name}.new")
+        with contextlib.suppress(FileNotFoundError):
+            rotated.unlink()
+        os.link(self.path, rotated)
+        fd = _open_append(fresh)
+        os.replace(fresh, self.path)
+        os.close(self._fd)
+        self._fd, self._size = fd, 0
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
 
 
 def _runs(directory: Path) -> list[int]:
@@ -126,18 +153,28 @@ def _tail_offset(path: Path, lines: int) -> int:
         return 0
 
 
-def _read(path: Path, offset: int, size: int) -> bytes:
-    with path.open("rb") as f:
-        f.seek(offset)
-        return f.read(size)
+def _read(handle: BinaryIO, offset: int, size: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(size)
+
+
+def _replaced(path: Path, handle: BinaryIO) -> bool:
+    """Whether ``path`` now names another file than ``handle`` (the log was rotated)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 class FileLogs:
     """Container logs kept as files under ``root``."""
 
-    def __init__(self, root: Path, *, poll_interval: float = 0.1) -> None:
+    def __init__(
+        self, root: Path, *, poll_interval: float = 0.1, max_bytes: int = MAX_BYTES
+    ) -> None:
         self.root = root
         self.poll_interval = poll_interval
+        self.max_bytes = max_bytes
 
     def directory(self, namespace: str, pod: str, key: str, container: str) -> Path:
         """Where the runs of one container of one Pod instance (``key``) are kept."""
@@ -147,9 +184,16 @@ class FileLogs:
         """Create (or reopen) a run's log for appending.
 
         ``key`` names the Pod instance and sorts by creation (a Pod deleted and created again
-        under the same name gets a new key; reads follow the newest).
+        under the same name gets a new key; reads follow the newest). Runs before the previous
+        one are removed.
         """
-        return RunLog(self.directory(namespace, pod, key, container) / f"{run}.log")
+        directory = self.directory(namespace, pod, key, container)
+        for old in _runs(directory):
+            if old < run - 1:
+                for name in (f"{old}.log", f"{old}.log.1", f"{old}.exit"):
+                    with contextlib.suppress(FileNotFoundError):
+                        (directory / name).unlink()
+        return RunLog(directory / f"{run}.log", max_bytes=self.max_bytes)
 
     def end_run(
         self, namespace: str, pod: str, key: str, container: str, run: int, code: int
@@ -206,40 +250,54 @@ class FileLogs:
             else None
         )
         sent = 0
-        while True:
-            chunk = await asyncio.to_thread(_read, path, offset, _CHUNK)
-            end = chunk.rfind(b"\n") + 1
-            if end == 0 and len(chunk) == _CHUNK:
-                end = len(chunk)  # a line longer than a chunk: read it as it is
-            if end:
-                offset += end
-                out = bytearray()
-                block = chunk[:end]
-                lines = block.split(b"\n")
-                for line in lines[:-1] if block.endswith(b"\n") else lines:
-                    entry = parse_entry(line)
-                    if entry is None:
-                        out += line + b"\n"
-                        continue
-                    if since is not None and entry.time < since:
-                        continue
-                    if request.timestamps:
-                        out += entry.time.encode() + b" "
-                    out += entry.text
-                if request.limit_bytes is not None:
-                    out = out[: request.limit_bytes - sent]
-                if out:
-                    sent += len(out)
-                    yield bytes(out)
-                if request.limit_bytes is not None and sent >= request.limit_bytes:
+        handle: BinaryIO = await asyncio.to_thread(path.open, "rb")
+        try:
+            while True:
+                chunk = await asyncio.to_thread(_read, handle, offset, _CHUNK)
+                end = chunk.rfind(b"\n") + 1
+                if end == 0 and len(chunk) == _CHUNK:
+                    end = len(chunk)  # a line longer than a chunk: read it as it is
+                if end:
+                    offset += end
+                    out = bytearray()
+                    block = chunk[:end]
+                    lines = block.split(b"\n")
+                    for line in lines[:-1] if block.endswith(b"\n") else lines:
+                        entry = parse_entry(line)
+                        if entry is None:
+                            out += line + b"\n"
+                            continue
+                        if since is not None and entry.time < since:
+                            continue
+                        if request.timestamps:
+                            out += entry.time.encode() + b" "
+                        out += entry.text
+                    if request.limit_bytes is not None:
+                        out = out[: request.limit_bytes - sent]
+                    if out:
+                        sent += len(out)
+                        yield bytes(out)
+                    if request.limit_bytes is not None and sent >= request.limit_bytes:
+                        return
+                    continue
+                if not request.follow or request.previous:
                     return
-                continue
-            if not request.follow or request.previous:
-                return
-            ended = (directory / f"{run}.exit").exists() or _runs(directory)[-1:] != [run]
-            if ended:
-                rest = await asyncio.to_thread(_read, path, offset, _CHUNK)
-                if b"\n" not in rest:
-                    return  # nothing more will be written
-                continue
-            await asyncio.sleep(self.poll_interval)
+                if await asyncio.to_thread(_replaced, path, handle):
+                    # Rotated: finish the old file (written to until the moment it was), then
+                    # follow the new one from its start.
+                    rest = await asyncio.to_thread(_read, handle, offset, _CHUNK)
+                    if b"\n" in rest:
+                        continue
+                    handle.close()
+                    handle = await asyncio.to_thread(path.open, "rb")
+                    offset = 0
+                    continue
+                ended = (directory / f"{run}.exit").exists() or _runs(directory)[-1:] != [run]
+                if ended:
+                    rest = await asyncio.to_thread(_read, handle, offset, _CHUNK)
+                    if b"\n" not in rest:
+                        return  # nothing more will be written
+                    continue
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            handle.close()

@@ -113,10 +113,14 @@ async def ip(*args: str, stdin: bytes | None = None, seconds: float = 10.0) -> s
     try:
         async with asyncio.timeout(seconds):
             out, err = await process.communicate(stdin)
-    except TimeoutError:
-        process.kill()
+    except BaseException as e:  # the timeout, or the caller cancelled: no ip command outlives it
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
         await process.wait()
-        raise IpError(f"ip {' '.join(args)}: timed out after {seconds} s") from None
+        if isinstance(e, TimeoutError):
+            raise IpError(f"ip {' '.join(args)}: timed out after {seconds} s") from None
+        raise
     if process.returncode != 0:
         raise IpError(f"ip {' '.join(args)}: {err.decode(errors='replace').strip()}")
     return out.decode(errors="replace")

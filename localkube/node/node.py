@@ -63,8 +63,8 @@ class LocalNode:
         await self.network.start()
         try:
             sock = self.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._dns = DnsServer(sock, self.proxy.lookup)  # stop() closes the socket from here
             sock.bind((self.network.node_ip, 53))
-            self._dns = DnsServer(sock, self.proxy.lookup)
             await self._dns.start()
             self._tasks = [
                 asyncio.create_task(self.proxy.run(), name="service-proxy"),

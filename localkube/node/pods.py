@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import signal
 import time
 from collections.abc import Mapping
@@ -37,6 +38,9 @@ __all__ = ["PodWorker"]
 log = logging.getLogger(__name__)
 
 OUTPUT_DRAIN_SECONDS = 2.0  # how long a run's output may stay open after its process ended
+STATUS_BACKOFF = 0.1  # first wait after a failed status write; doubles up to the cap
+STATUS_BACKOFF_CAP = 5.0
+STATUS_WARN_EVERY = 60.0  # failed status writes in a row are logged once per this many seconds
 
 
 def now() -> str:
@@ -92,6 +96,8 @@ class PodWorker:
         self.message = ""
         self.reason = ""
         self._written: Obj | None = None
+        self._status_failures = 0  # failed status writes in a row
+        self._status_warned = -STATUS_WARN_EVERY  # when the last of them was logged (monotonic)
         self.log_key = f"{time.time_ns()}-{self.uid}"
 
     # inputs from the agent ------------------------------------------------------------------------
@@ -199,16 +205,17 @@ class PodWorker:
         try:
             await self._live()
         finally:
-            await self._terminate()
-            self._touch()
-            await self._flush_status()
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            await self._remove()
+            try:
+                await self._terminate()
+                self._touch()
+                await self._flush_status()
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            finally:
+                await self._remove()  # whatever happened above: no sandbox or log outlives it
 
     async def _live(self) -> None:
-        started = time.monotonic()
         try:
             self.sandbox = await self.agent.network.add_pod(
                 hostname=str(self.spec.get("hostname") or self.name), namespace=self.namespace
@@ -221,7 +228,6 @@ class PodWorker:
             return
         for sub in ("tmp", "home"):
             (self.sandbox.directory / sub).mkdir(mode=0o777 if os.geteuid() == 0 else 0o755)
-        self.agent.metrics.append(("sandbox_seconds", time.monotonic() - started))
         self.agent.image_warning(self.pod)
         self._touch()
         for run in self.init_runs:
@@ -262,7 +268,7 @@ class PodWorker:
                 note = podspec.default_command_note(run.spec)
                 if note:
                     self.agent.note_once(self.pod, "DefaultCommand", note)
-            except podspec.ConfigError as e:
+            except (podspec.ConfigError, ApiFailure) as e:
                 view.state, view.reason, view.message = (
                     "waiting",
                     "CreateContainerConfigError",
@@ -481,9 +487,11 @@ class PodWorker:
             run.view.will_restart = False
 
     async def _remove(self) -> None:
-        if self.sandbox is not None:
-            await self.agent.network.remove_pod(self.sandbox)
-        self.agent.logs.remove(self.namespace, self.name, self.log_key)
+        try:
+            if self.sandbox is not None:
+                await self.agent.network.remove_pod(self.sandbox)
+        finally:
+            self.agent.logs.remove(self.namespace, self.name, self.log_key)
         if self.gone or not self.stopping.is_set() or self.agent.closing:
             return
         try:
@@ -518,19 +526,26 @@ class PodWorker:
         )
 
     async def _write_status(self) -> None:
+        backoff = STATUS_BACKOFF
         while True:
             await self.changed.wait()
             self.changed.clear()
-            await self._flush_status()
-            await asyncio.sleep(0.02)  # coalesce bursts
+            if await self._flush_status():
+                backoff = STATUS_BACKOFF
+                await asyncio.sleep(0.02)  # coalesce bursts
+            else:
+                self.changed.set()  # the status is still to be written
+                await asyncio.sleep(backoff * (1 + random.random() / 2))
+                backoff = min(backoff * 2, STATUS_BACKOFF_CAP)
 
-    async def _flush_status(self) -> None:
+    async def _flush_status(self) -> bool:
+        """Write the status when it changed; False when the write failed (try again later)."""
         if self.gone or self.agent.closing:
-            return
+            return True
         status = self.status()
         comparable = _without_times(status)
         if comparable == self._written:
-            return
+            return True
         patch = [
             {"op": "test", "path": "/metadata/uid", "value": self.uid},
             {"op": "replace", "path": "/status", "value": status},
@@ -542,13 +557,23 @@ class PodWorker:
                 body=patch,
                 content_type="application/json-patch+json",
             )
-            self._written = comparable
         except ApiFailure as e:
             if e.code == 404:
                 self.gone = True
-            else:
-                log.warning("pod status failed", extra={"pod": self.key, "error": str(e)})
-                self.changed.set()
+                return True
+            self._status_failures += 1
+            moment = time.monotonic()
+            if moment - self._status_warned >= STATUS_WARN_EVERY:
+                self._status_warned = moment
+                log.warning(
+                    "pod status failed",
+                    extra={"pod": self.key, "error": str(e), "failures": self._status_failures},
+                )
+            return False
+        self._written = comparable
+        self._status_failures = 0
+        self._status_warned = -STATUS_WARN_EVERY
+        return True
 
 
 def _without_times(status: Obj) -> Obj:

@@ -19,7 +19,6 @@ import logging
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Any
 
 from localkube.node import endpoints as ep
 from localkube.node.kubeapi import Api, ApiFailure, Informer, Obj
@@ -29,7 +28,9 @@ __all__ = ["HostPort", "ServiceProxy"]
 
 log = logging.getLogger(__name__)
 
-_BUFFER = 256 * 1024
+_BUFFER = 64 * 1024  # read size and stream limit of each side of a proxied connection
+MAX_CONNECTIONS = 1024  # proxied connections open at once; more are reset
+_REFUSED_LOG_EVERY = 10.0  # seconds between two logs of connections refused at the cap
 
 
 @dataclass
@@ -86,6 +87,7 @@ class ServiceProxy:
         *,
         write_endpoints: bool = True,
         connect_timeout: float = 5.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.api = api
         self.network = network
@@ -103,6 +105,9 @@ class ServiceProxy:
         self._written: dict[tuple[str, str, str], Obj] = {}
         self._slices = False
         self._connections: set[asyncio.Task[None]] = set()
+        self.max_connections = max_connections
+        self.refused = 0  # connections reset because ``max_connections`` were open
+        self._refused_logged = -_REFUSED_LOG_EVERY
 
     # life ---------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -172,9 +177,8 @@ class ServiceProxy:
             for route_key in [k for k in self.routes if k[:2] == key]:
                 del self.routes[route_key]
         else:
-            addresses = ep.service_addresses(service, self.pods.cache.values())
-            if addresses is None:
-                addresses = self._manual_addresses(namespace, name)
+            # Services without a selector have no address here: their Endpoints are the user's.
+            addresses = ep.service_addresses(service, self.pods.cache.values()) or []
             self.addresses[key] = addresses
             names = set()
             for port in (service.get("spec") or {}).get("ports") or []:
@@ -186,9 +190,6 @@ class ServiceProxy:
                 del self.routes[route_key]
         self._dirty.add(key)
         self._wake.set()
-
-    def _manual_addresses(self, namespace: str, name: str) -> list[ep.Address]:
-        return []  # Services without a selector: their Endpoints are written by others
 
     def route(self, namespace: str, name: str, port: int) -> _Route | None:
         """The route of a Service port given by number."""
@@ -281,30 +282,55 @@ class ServiceProxy:
         target: tuple[str, str, str],
     ) -> None:
         route = self.routes.get(target)
-        backend = route.pick() if route is not None else None
+        self._track(reader, writer, route.pick() if route is not None else None)
+
+    def _track(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        backend: ep.Backend | None,
+    ) -> None:
+        """Forward a new connection to ``backend``; reset it when there is none or when
+        ``max_connections`` are open already."""
         if backend is None:
             _reset(writer)
             return
-        self._track(self._forward(reader, writer, backend))
-
-    def _track(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        if len(self._connections) >= self.max_connections:
+            _reset(writer)
+            self.refused += 1
+            moment = asyncio.get_running_loop().time()
+            if moment - self._refused_logged >= _REFUSED_LOG_EVERY:
+                self._refused_logged = moment
+                log.warning(
+                    "proxy connection refused: too many open",
+                    extra={"limit": self.max_connections, "refused": self.refused},
+                )
+            return
+        task = asyncio.create_task(self._forward(reader, writer, backend))
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
     async def _forward(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, backend: ep.Backend
     ) -> None:
-        sock = self.network.socket()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
+            sock = self.network.socket()
+        except OSError:
+            _reset(writer)
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             async with asyncio.timeout(self.connect_timeout):
                 await asyncio.get_running_loop().sock_connect(sock, (backend.ip, backend.port))
+            up_reader, up_writer = await asyncio.open_connection(sock=sock, limit=_BUFFER)
         except (OSError, TimeoutError):
             sock.close()
             _reset(writer)
             return
-        up_reader, up_writer = await asyncio.open_connection(sock=sock, limit=_BUFFER)
+        except BaseException:
+            sock.close()  # a socket left open keeps the cluster namespace alive
+            writer.close()
+            raise
         client = writer.get_extra_info("socket")
         if client is not None:
             with contextlib.suppress(OSError):
@@ -333,11 +359,7 @@ class ServiceProxy:
 
         def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             route = self.route(namespace, service, port)
-            backend = route.pick() if route is not None else None
-            if backend is None:
-                _reset(writer)
-                return
-            self._track(self._forward(reader, writer, backend))
+            self._track(reader, writer, route.pick() if route is not None else None)
 
         if sock is not None:
             server = await asyncio.start_server(accepted, sock=sock, limit=_BUFFER)

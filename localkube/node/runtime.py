@@ -159,7 +159,13 @@ async def run_probe(
         return ProbeOutcome(False, f"probe timed out after {probe.timeout:g}s")
 
 
+_PROBE_CHUNK = 16 * 1024
+_PROBE_TAIL = 1024  # what an exec probe's message keeps of its output (the end)
+
+
 async def _exec_probe(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> ProbeOutcome:
+    """Run the probe's command; only the last KiB of its output is kept (it may write any amount,
+    for as long as the probe's timeout lets it)."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         env=dict(env),
@@ -169,15 +175,19 @@ async def _exec_probe(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> 
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
+    assert process.stdout is not None
+    tail = b""
     try:
-        output, _ = await process.communicate()
-    except asyncio.CancelledError:
+        while chunk := await process.stdout.read(_PROBE_CHUNK):
+            tail = (tail + chunk)[-_PROBE_TAIL:]
+        await process.wait()
+    except asyncio.CancelledError:  # the probe's timeout, or the container stopping
         signal_group(process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
         raise
-    text = output[-1024:].decode(errors="replace").strip()
+    text = tail.decode(errors="replace").strip()
     if process.returncode == 0:
         return ProbeOutcome(True, text)
     return ProbeOutcome(False, f"command failed with exit code {process.returncode}: {text}")

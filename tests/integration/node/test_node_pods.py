@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from localkube.node import netns
+from localkube.node import ApiFailure, netns
 from tests.nodekit import Cluster, alive, eventually, local_cluster, needs_root, pod, service
 
 pytestmark = [needs_root, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
@@ -237,6 +237,43 @@ async def test_a_service_switches_to_the_pods_its_new_selector_picks_at_once(
 async def _is(probe: object, value: str) -> bool:
     assert callable(probe)
     return bool(await probe() == value)
+
+
+async def test_a_terminating_pod_still_ready_is_serving_but_not_ready_in_its_endpointslice(
+    cluster: Cluster,
+) -> None:
+    stubborn = "trap 'echo got TERM' TERM; while true; do sleep 0.1; done"
+    body = pod(
+        "draining",
+        ["sh", "-c", stubborn],
+        labels={"app": "draining"},
+        terminationGracePeriodSeconds=30,
+    )
+    await cluster.create(PODS, body)
+    await cluster.ready(NS, "draining")
+    await cluster.create(
+        SERVICES, service("draining", {"app": "draining"}, [{"port": 80, "targetPort": 8080}])
+    )
+    path = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices/draining-local"
+
+    async def conditions(terminating: bool) -> dict[str, Any] | None:
+        try:
+            endpoints = (await cluster.api.request("GET", path)).get("endpoints") or []
+        except ApiFailure as e:
+            if e.code != 404:
+                raise
+            return None
+        found: dict[str, Any] | None = endpoints[0]["conditions"] if endpoints else None
+        return found if found and found["terminating"] == terminating else None
+
+    serving = {"ready": True, "serving": True, "terminating": False}
+    assert await eventually(lambda: conditions(False), within=10) == serving
+    await cluster.api.request("DELETE", f"{PODS}/draining")
+    draining = {"ready": False, "serving": True, "terminating": True}
+    assert await eventually(lambda: conditions(True), within=10) == draining
+    now = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0}
+    await cluster.api.request("DELETE", f"{PODS}/draining", body=now)
+    await cluster.api.request("DELETE", f"{SERVICES}/draining")
 
 
 async def test_stopping_the_node_removes_its_namespaces_and_directories(
