@@ -31,7 +31,6 @@ __all__ = [
     "decode",
     "encode",
     "message_name",
-    "supports",
 ]
 
 MAGIC = b"k8s\x00"
@@ -78,10 +77,6 @@ def message_name(api_version: str, kind: str) -> str | None:
     else:
         return None
     return name if name in MESSAGES else None
-
-
-def supports(api_version: str, kind: str) -> bool:
-    return message_name(api_version, kind) is not None
 
 
 # wire format ------------------------------------------------------------------------------

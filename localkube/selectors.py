@@ -164,6 +164,8 @@ def match_label_selector_object(
         if labels.get(key) != value:
             return False
     for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, Mapping):
+            return False
         key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
         has = key in labels
         if op == "In" and not (has and labels[key] in values):

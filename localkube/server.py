@@ -739,8 +739,8 @@ class Handler:
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
         )
         response.enable_chunked_encoding()
-        if rt.deprecation(version):
-            _add_warning(response, rt.deprecation(version))
+        if warning := rt.deprecation(version):
+            _add_warning(response, warning)
 
         def matches(obj: Mapping[str, Any] | None) -> bool:
             return (

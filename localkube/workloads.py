@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from localkube.errors import Cause
+from localkube.selectors import match_label_selector_object
 
 __all__ = [
     "default_pod_spec",
@@ -268,25 +269,6 @@ def prepare_update(kind: str, old: Mapping[str, Any], new: Obj) -> None:
 
 
 # validation -----------------------------------------------------------------------------------
-def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        if not isinstance(expr, Mapping):
-            return False
-        key, op, values = str(expr.get("key")), expr.get("operator"), expr.get("values") or []
-        has = key in labels
-        if (
-            (op == "In" and not (has and labels[key] in values))
-            or (op == "NotIn" and has and labels[key] in values)
-            or (op == "Exists" and not has)
-            or (op == "DoesNotExist" and has)
-        ):
-            return False
-    return True
-
-
 def _validate_selected_template(
     kind: str, obj: Mapping[str, Any], *, selector_required: bool = True
 ) -> list[Cause]:
@@ -325,7 +307,7 @@ def _validate_selected_template(
             )
         elif isinstance(template, Mapping):
             labels = (template.get("metadata") or {}).get("labels") or {}
-            if not _selector_matches(selector, labels):
+            if not match_label_selector_object(selector, labels):
                 errors.append(
                     _invalid(
                         "spec.template.metadata.labels",
