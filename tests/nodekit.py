@@ -23,7 +23,7 @@ from kubernetes_asyncio import client
 
 from localkube import LocalKube, Settings
 from localkube.node import Api, FileLogs, LocalNode, NodeSettings
-from tests.kubectl import KUBECTL
+from tests.commands import KUBECTL
 
 T = TypeVar("T")
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_up_walkthrough import RAYSVC, STARTUP_SECONDS, Up, manifest
+from tests.commands import RAYSVC
+from tests.e2e.test_up_walkthrough import STARTUP_SECONDS, Up, manifest
 from tests.nodekit import alive
 
 pytestmark = [pytest.mark.e2e]

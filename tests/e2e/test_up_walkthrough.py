@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -32,12 +31,11 @@ import yaml
 
 from localkube.node import netns
 from tests.builders import SAMPLE_PATH
-from tests.kubectl import KUBECTL, kubectl
+from tests.commands import KUBECTL, RAYSVC, kubectl
 from tests.nodekit import alive, needs_root
 
 pytestmark = [pytest.mark.e2e, needs_root]
 
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 STARTUP_SECONDS = 240
 
 

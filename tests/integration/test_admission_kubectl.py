@@ -14,7 +14,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +22,8 @@ import yaml
 
 from rayservice import evaluate
 from tests.builders import SAMPLE_PATH, Obj, put, sample, with_serve, worker
+from tests.commands import KUBECTL, RAYSVC, Result, kubectl, warnings
 from tests.integration.webhook.support import Webhook
-from tests.kubectl import KUBECTL, Result, kubectl, warnings
-
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,7 @@ from typing import Any
 import pytest
 
 from raysvc.progress import Progress, all_running, summary
-
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
+from tests.commands import RAYSVC
 
 
 def rayservice(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.kubectl import Result
+from tests.commands import Result
 
 __all__ = ["CHART", "Helm", "Manifests", "Result"]
 

@@ -8,17 +8,15 @@ fields fail), and the fields the chart promises are asserted.
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from tests.commands import RAYSVC
 from tests.integration.helm.chart import CHART, Helm, Manifests
 
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 Obj = dict[str, Any]
 
 PROFILES: dict[str, Obj] = {

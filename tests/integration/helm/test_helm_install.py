@@ -22,7 +22,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,11 @@ import pytest
 import yaml
 
 from tests.builders import SAMPLE_PATH, put, sample, with_serve, worker
+from tests.commands import KUBECTL, RAYSVC, Result, kubectl, warnings
 from tests.integration.helm.chart import CHART, Helm
 from tests.integration.webhook.support import Webhook
-from tests.kubectl import KUBECTL, Result, kubectl, warnings
 
 ROOT = Path(__file__).resolve().parents[3]
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 NAMESPACE = "raysvc-system"
 USERS = "team-a"  # where RayServices live; the release namespace is not intercepted
 Obj = dict[str, Any]

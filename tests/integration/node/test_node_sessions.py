@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from localkube.node import netns
-from tests.kubectl import KUBECTL
+from tests.commands import KUBECTL
 from tests.nodekit import (
     Cluster,
     PortForward,

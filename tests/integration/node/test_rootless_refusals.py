@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from localkube.node import rootless
-from tests.e2e.test_up_walkthrough import RAYSVC
+from tests.commands import RAYSVC
 
 UID = 1000
 

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,8 +19,8 @@ from kubernetes_asyncio import client
 from reconciler.manager import CONTROLLERS, Reconciler, ReconcilerSettings
 from reconciler.rayservice.observed import PlanSettings
 from tests.builders import Obj, sample
+from tests.commands import RAYSVC
 
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 FAST = PlanSettings(busy_poll=0.2, idle_poll=1.0)
 
 T = TypeVar("T")

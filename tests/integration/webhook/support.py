@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from certs.issue import KeyedCert, ServingNames, issue_ca, issue_serving_cert
+from tests.commands import RAYSVC
 
-RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 NAMES = ServingNames(
     "raysvc-webhook", "raysvc-system", ip_addresses=(ipaddress.ip_address("127.0.0.1"),)
 )

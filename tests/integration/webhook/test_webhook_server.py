@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import Obj, admission_review, put, sample, worker
+from tests.commands import RAYSVC
 from tests.integration.webhook.support import (
-    RAYSVC,
     Webhook,
     review_body,
     wait_until,

@@ -1,15 +1,17 @@
-"""The real kubectl, run to its end from synchronous tests: one wrapper for every suite."""
+"""The command-line tools the tests run: raysvc (this environment's) and the real kubectl."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KUBECTL", "Result", "kubectl", "warnings"]
+__all__ = ["KUBECTL", "RAYSVC", "Result", "kubectl", "warnings"]
 
 KUBECTL = "/usr/bin/kubectl"
+RAYSVC = str(Path(sys.executable).with_name("raysvc"))
 
 
 @dataclass(frozen=True)
