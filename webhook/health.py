@@ -20,6 +20,8 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from webhook.connections import SERVER_NAME
+
 __all__ = ["HealthServer", "ServerState"]
 
 
@@ -35,7 +37,7 @@ class ServerState:
 
 
 _STATE: Final = web.AppKey("state", ServerState)
-_HEADERS: Final = {"Server": "raysvc"}
+_HEADERS: Final = {"Server": SERVER_NAME}
 _REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 
 
