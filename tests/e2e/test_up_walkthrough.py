@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -452,9 +453,23 @@ def test_deleting_the_rayservice_removes_every_object_and_ray_process(up: Up) ->
     assert names == [up.cluster_netns]
 
 
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
 def test_ctrl_c_stops_everything_and_leaves_nothing_behind(up: Up) -> None:
+    processes = _descendants(up.process.pid)  # the webhook and its workers, at least
+    assert processes
     up.process.send_signal(signal.SIGINT)
     assert up.process.wait(90) == 0
+    assert not alive(processes)
+    with socket.socket() as probe:  # nothing listens on the serve port any more
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
+        probe.bind(("127.0.0.1", up.serve_port))
     prefix = up.cluster_netns.removesuffix("-c")
     assert not [n for n in os.listdir("/run/netns") if n.startswith(prefix)]
     assert not Path("/tmp/rsvnode", prefix.removeprefix("rsv")).exists()
