@@ -261,7 +261,12 @@ class PodNetwork:
             raise
         log.info(
             "pod sandbox created",
-            extra={"netns": name, "ip": address, "seconds": round(time.monotonic() - started, 4)},
+            extra={
+                "pod": f"{namespace}/{hostname}",
+                "netns": name,
+                "ip": address,
+                "seconds": round(time.monotonic() - started, 4),
+            },
         )
         return sandbox
 

@@ -29,6 +29,7 @@ __all__ = ["HostPort", "ServiceProxy"]
 log = logging.getLogger(__name__)
 
 _BUFFER = 64 * 1024  # read size and stream limit of each side of a proxied connection
+_SLOW_SECONDS = 10.0
 MAX_CONNECTIONS = 1024  # proxied connections open at once; more are reset
 _REFUSED_LOG_EVERY = 10.0  # seconds between two logs of connections refused at the cap
 
@@ -335,11 +336,18 @@ class ServiceProxy:
         if client is not None:
             with contextlib.suppress(OSError):
                 client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        started = asyncio.get_running_loop().time()
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 w.close()
+            lasted = asyncio.get_running_loop().time() - started
+            if lasted >= _SLOW_SECONDS:  # a backend that held a connection: worth knowing which
+                log.info(
+                    "proxied connection was long",
+                    extra={"backend": f"{backend.ip}:{backend.port}", "seconds": round(lasted, 1)},
+                )
 
     # host ports ---------------------------------------------------------------------------------
     async def expose(
