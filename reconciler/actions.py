@@ -1,7 +1,7 @@
 """What a controller's ``plan`` may ask for: Kubernetes writes, as frozen values.
 
 A plan is pure: it returns a :class:`Plan` (actions in order, and when to look again); the
-executor (``reconciler.kubeapply``) performs each action with one idempotent API call. Actions name
+executor (``reconciler.execute``) performs each action with one idempotent API call. Actions name
 objects by :class:`Ref`; a ``uid`` on a ref is a precondition (the call fails with 409 instead of
 touching a newer object of the same name), and so is a ``resource_version``.
 

@@ -17,11 +17,17 @@ from typing import Any, Final
 
 from reconciler.informer import Informer
 from reconciler.kube import KubeClient, kind_of
+from reconciler.raycluster.names import (
+    CLUSTER_LABEL,
+    CREATED_BY,
+    CREATED_BY_LABEL,
+    NODE_TYPE_LABEL,
+)
+from reconciler.rayservice.names import ORIGIN_NAME
 
 __all__ = ["CLUSTER", "ORIGIN", "OWNER", "Caches", "controller_uid"]
 
 OWNER: Final = "owner"
-CREATED_BY: Final = "app.kubernetes.io/created-by"
 CLUSTER: Final = "cluster"
 ORIGIN: Final = "origin"
 
@@ -72,11 +78,11 @@ class Caches:
                 kube, kind_of(api_version, kind), namespaces=namespaces, label_selector=selector
             )
 
-        ours = f"{CREATED_BY}=kuberay-operator"
+        ours = f"{CREATED_BY_LABEL}={CREATED_BY}"
         caches = cls(
             rayservices=informer("ray.io/v1", "RayService"),
             rayclusters=informer("ray.io/v1", "RayCluster"),
-            pods=informer("v1", "Pod", "ray.io/node-type"),
+            pods=informer("v1", "Pod", NODE_TYPE_LABEL),
             services=informer("v1", "Service"),
             serviceaccounts=informer("v1", "ServiceAccount", ours) if rbac else None,
             roles=informer("rbac.authorization.k8s.io/v1", "Role", ours) if rbac else None,
@@ -85,10 +91,10 @@ class Caches:
             ),
         )
         caches.rayclusters.add_index(OWNER, _owner)
-        caches.rayclusters.add_index(ORIGIN, _label_index("ray.io/originated-from-cr-name"))
-        caches.pods.add_index(CLUSTER, _label_index("ray.io/cluster"))
+        caches.rayclusters.add_index(ORIGIN, _label_index(ORIGIN_NAME))
+        caches.pods.add_index(CLUSTER, _label_index(CLUSTER_LABEL))
         caches.services.add_index(OWNER, _owner)
-        caches.services.add_index(CLUSTER, _label_index("ray.io/cluster"))
+        caches.services.add_index(CLUSTER, _label_index(CLUSTER_LABEL))
         return caches
 
     def informers(self) -> list[Informer]:

@@ -47,11 +47,6 @@ class WorkQueue(Generic[K]):
         """Keys waiting to be handed out now (the depth a dashboard shows)."""
         return len(self._ready)
 
-    @property
-    def waiting(self) -> int:
-        """Keys waiting on a timer."""
-        return len(self._timers)
-
     def add(self, key: K) -> None:
         """Queue ``key`` now (a no-op if it is already queued)."""
         if self._shut:
