@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KUBECTL", "RAYSVC", "Result", "kubectl", "warnings"]
+__all__ = ["KUBECTL", "RAYSVC", "Result", "kubectl", "run", "warnings"]
 
 KUBECTL = "/usr/bin/kubectl"
 RAYSVC = str(Path(sys.executable).with_name("raysvc"))
@@ -23,6 +23,25 @@ class Result:
     err: str
 
 
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 60,
+) -> Result:
+    """Run a command to its end; with ``check``, a non-zero exit fails the test with what it
+    printed."""
+    done = subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    result = Result(done.returncode, done.stdout, done.stderr)
+    if check:
+        assert done.returncode == 0, result
+    return result
+
+
 def kubectl(
     kubeconfig: Path,
     home: Path,
@@ -31,9 +50,8 @@ def kubectl(
     check: bool = True,
     timeout: float = 60,
 ) -> Result:
-    """Run ``kubectl ARGS`` with ``kubeconfig`` and a discovery cache under ``home``; with
-    ``check``, a non-zero exit fails the test with what kubectl printed."""
-    done = subprocess.run(
+    """Run ``kubectl ARGS`` with ``kubeconfig`` and a discovery cache under ``home``."""
+    return run(
         [
             KUBECTL,
             "--kubeconfig",
@@ -42,17 +60,11 @@ def kubectl(
             str(home / "kubectl-cache"),
             *args,
         ],
-        input=stdin,
-        capture_output=True,
-        text=True,
         env={**os.environ, "HOME": str(home)},
+        stdin=stdin,
+        check=check,
         timeout=timeout,
-        check=False,
     )
-    result = Result(done.returncode, done.stdout, done.stderr)
-    if check:
-        assert done.returncode == 0, result
-    return result
 
 
 def warnings(result: Result) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
@@ -90,6 +91,19 @@ class Cluster:
 
     async def create(self, path: str, body: dict[str, Any]) -> Any:
         return await self.api.request("POST", path, body=body)
+
+    async def answers_http(self, ip: str, *, within: float) -> None:
+        """Wait until ``http://ip/`` answers 200 from inside the pod network."""
+        async with aiohttp.ClientSession(connector=self.node.network.connector()) as http:
+
+            async def answers() -> bool:
+                try:
+                    async with http.get(f"http://{ip}/") as response:
+                        return response.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(answers, within=within)
 
     async def pod(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self.api.request(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.commands import Result
+from tests.commands import Result, run
 
 __all__ = ["CHART", "Helm", "Manifests", "Result"]
 
@@ -39,18 +38,7 @@ class Helm:
         env = dict(self.env)
         if kubeconfig is not None:
             env["KUBECONFIG"] = str(kubeconfig)
-        done = subprocess.run(
-            [str(self.binary), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        result = Result(done.returncode, done.stdout, done.stderr)
-        if check:
-            assert done.returncode == 0, result
-        return result
+        return run([str(self.binary), *args], env=env, check=check, timeout=timeout)
 
     def values_args(self, values: Obj | None) -> list[str]:
         """``--values FILE`` for ``values`` (none for ``None``)."""

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -145,16 +144,7 @@ async def test_the_service_proxy_serves_after_an_endpoints_write_timed_out(
             SERVICES, service("echo-web", {"app": "echo-web"}, [{"port": 80, "targetPort": 8080}])
         )
         ip = created["spec"]["clusterIP"]
-        async with aiohttp.ClientSession(connector=cluster.node.network.connector()) as http:
-
-            async def answers() -> bool:
-                try:
-                    async with http.get(f"http://{ip}/") as response:
-                        return response.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(answers, within=30)
+        await cluster.answers_http(ip, within=30)
 
         async def listed() -> bool:
             try:

@@ -59,16 +59,7 @@ async def test_a_cluster_ip_reaches_ready_pods_and_endpoints_list_them(cluster: 
         SERVICES, service("web", {"app": "web"}, [{"name": "http", "port": 80, "targetPort": 8080}])
     )
     ip = created["spec"]["clusterIP"]
-    async with aiohttp.ClientSession(connector=cluster.node.network.connector()) as http:
-
-        async def answers() -> bool:
-            try:
-                async with http.get(f"http://{ip}/") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(answers, within=10)
+    await cluster.answers_http(ip, within=10)
     web = await cluster.pod(NS, "web")
     path = "jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}"
     endpoints = await cluster.kubectl("get", "endpoints", "web", "-o", path)
